@@ -1,0 +1,147 @@
+//! trailwatch's HTTP API: axum routers per service (CTS and IAM so far), the authentication
+//! middleware, and the one mapping from failures to each service's compatible error body.
+//!
+//! This is the only crate that knows HTTP status codes and wire JSON. [`server::run`] serves a
+//! bound listener until a shutdown signal, which is how both the binary and the tests start it:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), trailwatch_api::server::ServerError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(trailwatch_api::server::ServerError::Io)?;
+//! let options = trailwatch_api::server::ServerOptions::new("/tmp/tw-data");
+//! trailwatch_api::server::run(listener, options, std::future::pending::<()>()).await
+//! # }
+//! ```
+
+pub mod auth;
+pub mod cts;
+pub mod error;
+pub mod iam_routes;
+pub mod metrics;
+pub mod server;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use trailwatch_store::Store;
+
+use crate::auth::Iam;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Settings the handlers read.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted (bytes).
+    pub max_body_bytes: usize,
+    /// The base URL clients use to reach this server (token catalogs, links).
+    pub public_url: String,
+    /// The region name used in URNs and catalogs.
+    pub region: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 12 * 1024 * 1024,
+            public_url: "http://127.0.0.1:8840".into(),
+            region: "local".into(),
+        }
+    }
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub iam: Arc<Iam>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<ApiConfig>,
+}
+
+/// All routes. Every route except health, metrics and token issuance requires authentication.
+pub fn router(state: AppState) -> Router {
+    let auth = axum::middleware::from_fn_with_state(state.clone(), auth::authenticate);
+    let protected = Router::new()
+        .route("/v3/auth/projects", get(iam_routes::my_projects))
+        .route(
+            "/v3/projects",
+            get(iam_routes::list_projects).post(iam_routes::create_project),
+        )
+        .route(
+            "/v3/users",
+            get(iam_routes::list_users).post(iam_routes::create_user),
+        )
+        .route(
+            "/v3.0/OS-CREDENTIAL/credentials",
+            get(iam_routes::list_credentials).post(iam_routes::create_credential),
+        )
+        .route(
+            "/v3.0/OS-CREDENTIAL/credentials/{access_key}",
+            delete(iam_routes::delete_credential),
+        )
+        .route("/v3/{project_id}/traces", get(cts::list).post(cts::ingest))
+        .route(
+            "/v1.0/{project_id}/{tracker_name}/trace",
+            get(cts::list_legacy),
+        )
+        .route(
+            "/v2.0/{project_id}/{tracker_name}/trace",
+            get(cts::list_legacy),
+        )
+        .route_layer(auth.clone());
+    Router::new()
+        .route(
+            "/v3/auth/tokens",
+            get(iam_routes::verify_token)
+                .head(iam_routes::check_token)
+                .delete(iam_routes::revoke_token)
+                .route_layer(auth)
+                .post(iam_routes::issue_token),
+        )
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(protected)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+async fn healthz(State(app): State<AppState>) -> Response {
+    match app
+        .store
+        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok", "head_seq": app.store.head()})),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let size = app.store.size_bytes().await.unwrap_or(0);
+    let body = app.metrics.render(size, app.store.head());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::Gateway {
+        status: StatusCode::NOT_FOUND,
+        code: "APIGW.0101",
+        msg: "The API does not exist or has not been published in the environment".into(),
+    }
+}

@@ -1,0 +1,283 @@
+//! Starting the server: the data directory, the server's key material, the first-start
+//! bootstrap of the administrator, background tasks, and the serve loop with graceful shutdown.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use trailwatch_iam::keys::MasterKey;
+use trailwatch_iam::secret::Secret;
+use trailwatch_iam::{ids, password};
+use trailwatch_store::{Durability, Store, StoreOptions, iam as iam_db};
+
+use crate::auth::Iam;
+use crate::metrics::Metrics;
+use crate::{ApiConfig, AppState};
+
+/// Credentials for the first start, normally from `TRAILWATCH_ADMIN_PASSWORD`,
+/// `TRAILWATCH_ADMIN_AK` and `TRAILWATCH_ADMIN_SK`.
+#[derive(Debug, Clone, Default)]
+pub struct BootstrapSecrets {
+    pub admin_password: Option<Secret>,
+    pub admin_access_key: Option<String>,
+    pub admin_secret_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub api: ApiConfig,
+    pub token_ttl_ms: i64,
+    /// Traces older than this (by ingest time) are deleted from the local log; `None` keeps all.
+    pub retention_days: Option<u32>,
+    pub bootstrap: BootstrapSecrets,
+}
+
+impl ServerOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerOptions {
+            data_dir: data_dir.into(),
+            durability: Durability::Full,
+            api: ApiConfig::default(),
+            token_ttl_ms: 24 * 3600 * 1000,
+            retention_days: None,
+            bootstrap: BootstrapSecrets::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] trailwatch_store::StoreError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("key file {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// Serves `listener` until `shutdown` completes, then drains in-flight requests and closes the
+/// store (its last commit finishes before this returns).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let state = prepare(&options).await?;
+    if let Some(days) = options.retention_days {
+        tokio::spawn(retention_loop(state.store.clone(), days));
+    }
+    let app = crate::router(state);
+    tracing::info!(address = %listener.local_addr()?, "trailwatch is listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("trailwatch stopped");
+    Ok(())
+}
+
+/// Opens the store, loads the keys and bootstraps IAM: everything but the listener.
+pub async fn prepare(options: &ServerOptions) -> Result<AppState, ServerError> {
+    let mut store_options = StoreOptions::new(&options.data_dir);
+    store_options.durability = options.durability;
+    let store = Store::open(store_options)?;
+    let master = load_or_create_master_key(&options.data_dir.join("keys").join("master.key"))?;
+    let iam = Iam::new(
+        store.clone(),
+        master.token_key(),
+        master.seal_key(),
+        options.token_ttl_ms,
+    )
+    .await?;
+    let state = AppState {
+        store,
+        iam,
+        metrics: Arc::new(Metrics::default()),
+        config: Arc::new(options.api.clone()),
+    };
+    bootstrap(&state, &options.data_dir, &options.bootstrap).await?;
+    Ok(state)
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Writes `contents` to a new file that only the owner can read; fails if it exists.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// The server's master key (32 random bytes, hex, mode 0600), created on first start.
+/// Token signing and secret sealing keys are derived from it.
+pub fn load_or_create_master_key(path: &Path) -> Result<MasterKey, ServerError> {
+    let key_err = |reason: String| ServerError::KeyFile {
+        path: path.to_owned(),
+        reason,
+    };
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| key_err(e.to_string()))?;
+        let bytes =
+            hex::decode(text.trim()).map_err(|_| key_err("not a hex-encoded key".into()))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| key_err("the key must be 32 bytes (64 hex characters)".into()))?;
+        return Ok(MasterKey::from_bytes(bytes));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        restrict(dir, 0o700)?;
+    }
+    let key = MasterKey::generate();
+    write_private(path, hex::encode(key.as_bytes()).as_bytes())
+        .map_err(|e| key_err(e.to_string()))?;
+    Ok(key)
+}
+
+/// On first start (no users yet): domain `default`, project `default`, and the administrator
+/// `admin` with the given or a generated password. An AK/SK from the environment is added on any
+/// start if it does not exist yet; generated secrets are written once to
+/// `<data-dir>/initial-credentials` (mode 0600) and never logged.
+async fn bootstrap(
+    state: &AppState,
+    data_dir: &Path,
+    secrets: &BootstrapSecrets,
+) -> Result<(), ServerError> {
+    let users = state.store.read(iam_db::count_users).await?;
+    let mut generated: Vec<(&str, String)> = Vec::new();
+    if users == 0 {
+        let password = match &secrets.admin_password {
+            Some(p) => {
+                password::check_password_policy(p.expose()).map_err(|e| {
+                    ServerError::Bootstrap(format!("TRAILWATCH_ADMIN_PASSWORD: {e}"))
+                })?;
+                p.expose().to_owned()
+            }
+            None => {
+                let p = ids::new_password();
+                generated.push(("admin_password", p.clone()));
+                p
+            }
+        };
+        let hash = tokio::task::spawn_blocking(move || password::hash_password(&password))
+            .await
+            .map_err(|e| ServerError::Bootstrap(e.to_string()))?
+            .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        state
+            .store
+            .write(move |tx| {
+                let domain = iam_db::create_domain(tx, &ids::new_id32(), "default")?;
+                iam_db::create_project(tx, &ids::new_id32(), &domain.id, "default")?;
+                iam_db::create_user(
+                    tx,
+                    iam_db::NewUser {
+                        id: &ids::new_id32(),
+                        domain_id: &domain.id,
+                        name: "admin",
+                        password_hash: Some(&hash),
+                        is_admin: true,
+                    },
+                )?;
+                Ok(())
+            })
+            .await?;
+        tracing::info!("first start: created domain `default`, project `default` and user `admin`");
+    }
+
+    let (access, secret) = match (&secrets.admin_access_key, &secrets.admin_secret_key) {
+        (Some(ak), Some(sk)) => (ak.clone(), sk.expose().to_owned()),
+        (None, None) if users == 0 => {
+            let (ak, sk) = (ids::new_access_key(), ids::new_secret_key());
+            generated.push(("admin_access_key", ak.clone()));
+            generated.push(("admin_secret_key", sk.clone()));
+            (ak, sk)
+        }
+        (None, None) => (String::new(), String::new()),
+        _ => {
+            return Err(ServerError::Bootstrap(
+                "set both TRAILWATCH_ADMIN_AK and TRAILWATCH_ADMIN_SK, or neither".into(),
+            ));
+        }
+    };
+    if !access.is_empty() {
+        let valid = access.len() <= 128 && access.chars().all(|c| c.is_ascii_alphanumeric());
+        if !valid || secret.len() < 16 {
+            return Err(ServerError::Bootstrap(
+                "TRAILWATCH_ADMIN_AK must be 1–128 letters or digits and TRAILWATCH_ADMIN_SK at least 16 characters".into(),
+            ));
+        }
+        let sealed = state
+            .iam
+            .seal_key
+            .seal(secret.as_bytes(), access.as_bytes());
+        let created = state
+            .store
+            .write(move |tx| {
+                if iam_db::credential(tx, &access)?.is_some() {
+                    return Ok(false);
+                }
+                let domain = iam_db::domain_by_name(tx, "default")?.ok_or_else(|| {
+                    trailwatch_store::StoreError::NotFound("domain `default`".into())
+                })?;
+                let admin = iam_db::user_by_name(tx, &domain.id, "admin")?
+                    .ok_or_else(|| trailwatch_store::StoreError::NotFound("user `admin`".into()))?;
+                iam_db::create_credential(tx, &access, &admin.id, &sealed, "bootstrap")?;
+                Ok(true)
+            })
+            .await?;
+        if created {
+            tracing::info!("added the administrator's AK/SK credential");
+        }
+    }
+
+    if !generated.is_empty() {
+        let path = data_dir.join("initial-credentials");
+        let mut text = String::from(
+            "# trailwatch first-start credentials for user `admin` in domain `default`.\n",
+        );
+        for (k, v) in &generated {
+            text.push_str(&format!("{k} = \"{v}\"\n"));
+        }
+        write_private(&path, text.as_bytes())?;
+        tracing::warn!(path = %path.display(), "generated administrator credentials; they are in this file (mode 0600)");
+        eprintln!(
+            "trailwatch: generated administrator credentials were written to {}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+async fn retention_loop(store: Store, days: u32) {
+    let keep_ms = i64::from(days) * 24 * 3600 * 1000;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let cutoff = trailwatch_store::now_ms() - keep_ms;
+        match store.apply_retention(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "retention removed expired traces"),
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry"),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Schema, connection setup and the small SQL helpers shared by the writer and the readers.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::{Durability, Result, StoredTrace};
+
+/// Schema version 1. Statements are idempotent so that opening an existing database is a no-op.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS trace_projects (
+    key        INTEGER PRIMARY KEY,
+    project_id TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS traces (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_key   INTEGER NOT NULL,
+    trace_id      TEXT NOT NULL,
+    time          INTEGER NOT NULL,
+    record_time   INTEGER NOT NULL,
+    ingested_at   INTEGER NOT NULL,
+    trace_name    TEXT NOT NULL,
+    trace_rating  TEXT NOT NULL,
+    trace_type    TEXT NOT NULL,
+    service_type  TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_name TEXT,
+    resource_id   TEXT,
+    user_name     TEXT,
+    tracker_name  TEXT NOT NULL,
+    source_ip     BLOB,
+    body          TEXT NOT NULL
+);
+-- Every index leads with the project and ends with (time, seq) so that each filter is answered
+-- newest-first straight from the index. trace_rating, trace_type and tracker_name have only a
+-- handful of values; they are checked on the rows the time index yields.
+CREATE UNIQUE INDEX IF NOT EXISTS traces_trace_id ON traces(project_key, trace_id);
+CREATE INDEX IF NOT EXISTS traces_time ON traces(project_key, time, seq);
+CREATE INDEX IF NOT EXISTS traces_user ON traces(project_key, user_name, time, seq);
+CREATE INDEX IF NOT EXISTS traces_name ON traces(project_key, trace_name, time, seq);
+CREATE INDEX IF NOT EXISTS traces_service ON traces(project_key, service_type, time, seq);
+CREATE INDEX IF NOT EXISTS traces_rtype ON traces(project_key, resource_type, time, seq);
+CREATE INDEX IF NOT EXISTS traces_rname ON traces(project_key, resource_name, time, seq);
+CREATE INDEX IF NOT EXISTS traces_rid ON traces(project_key, resource_id, time, seq);
+CREATE INDEX IF NOT EXISTS traces_ip ON traces(project_key, source_ip, time, seq);
+CREATE TABLE IF NOT EXISTS cursors (
+    name       TEXT PRIMARY KEY,
+    seq        INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS domains (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS projects (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    domain_id  TEXT NOT NULL REFERENCES domains(id),
+    created_at INTEGER NOT NULL,
+    UNIQUE (domain_id, name)
+);
+CREATE TABLE IF NOT EXISTS users (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    domain_id     TEXT NOT NULL REFERENCES domains(id),
+    password_hash TEXT,
+    is_admin      INTEGER NOT NULL DEFAULT 0,
+    enabled       INTEGER NOT NULL DEFAULT 1,
+    created_at    INTEGER NOT NULL,
+    UNIQUE (domain_id, name)
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    access        TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES users(id),
+    secret_sealed TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'active',
+    description   TEXT NOT NULL DEFAULT '',
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti        TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
+"#;
+
+fn apply_pragmas(conn: &Connection, durability: Durability) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Larger pages and cache keep the nine index B-trees of a group commit in memory.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    apply_pragmas(&conn, durability)?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "cache_size", -32_768)?;
+    Ok(conn)
+}
+
+pub(crate) fn head_seq(conn: &Connection) -> Result<u64> {
+    let seq: Option<i64> = conn.query_row("SELECT max(seq) FROM traces", [], |r| r.get(0))?;
+    Ok(seq.unwrap_or(0).max(0) as u64)
+}
+
+pub(crate) fn load_project_keys(conn: &Connection) -> Result<HashMap<String, i64>> {
+    let mut stmt = conn.prepare("SELECT project_id, key FROM trace_projects")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut map = HashMap::new();
+    for row in rows {
+        let (pid, key) = row?;
+        map.insert(pid, key);
+    }
+    Ok(map)
+}
+
+pub(crate) fn read_after(conn: &Connection, after: u64, limit: usize) -> Result<Vec<StoredTrace>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.seq, p.project_id, t.trace_id, t.body FROM traces t
+         JOIN trace_projects p ON p.key = t.project_key
+         WHERE t.seq > ?1 ORDER BY t.seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+        Ok(StoredTrace {
+            seq: r.get::<_, i64>(0)? as u64,
+            project_id: r.get(1)?,
+            trace_id: r.get(2)?,
+            body: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(crate) fn cursor_position(conn: &Connection, name: &str) -> Result<u64> {
+    let seq: Option<i64> = conn
+        .query_row("SELECT seq FROM cursors WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(seq.unwrap_or(0).max(0) as u64)
+}
+
+/// Deletes up to `chunk` of the oldest traces ingested before `cutoff_ms`. Rows are visited in
+/// `seq` order and the scan stops at the first row that is too new or not yet consumed, so a
+/// retention pass costs the rows it deletes, not a scan of the whole log.
+pub(crate) fn delete_expired_chunk(
+    tx: &rusqlite::Transaction<'_>,
+    cutoff_ms: i64,
+    chunk: usize,
+) -> Result<u64> {
+    let min_cursor: Option<i64> = tx.query_row("SELECT min(seq) FROM cursors", [], |r| r.get(0))?;
+    let limit_seq = min_cursor.unwrap_or(i64::MAX);
+    let mut last = None;
+    {
+        let mut stmt = tx.prepare("SELECT seq, ingested_at FROM traces ORDER BY seq LIMIT ?1")?;
+        let mut rows = stmt.query([chunk as i64])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let ingested_at: i64 = row.get(1)?;
+            if ingested_at >= cutoff_ms || seq > limit_seq {
+                break;
+            }
+            last = Some(seq);
+        }
+    }
+    let Some(last) = last else { return Ok(0) };
+    let n = tx.execute("DELETE FROM traces WHERE seq <= ?1", [last])?;
+    Ok(n as u64)
+}

@@ -1,0 +1,187 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trailwatch",
+    version,
+    about = "Self-hosted audit trail and alarms, compatible with CTS, FunctionGraph and SMN"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the server is and who we are. Flags win over environment variables, which win over
+/// the profile file.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Server URL [env: TRAILWATCH_ENDPOINT] [default: http://127.0.0.1:8840]
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+    /// Project name or id [env: TRAILWATCH_PROJECT] [default: default]
+    #[arg(long, global = true)]
+    pub project: Option<String>,
+    /// Domain (account) of the user for password logins [env: TRAILWATCH_DOMAIN] [default: default]
+    #[arg(long, global = true)]
+    pub domain: Option<String>,
+    /// Profile file with endpoint, project, domain, access_key/secret_key or user/password
+    /// [env: TRAILWATCH_PROFILE] [default: ~/.config/trailwatch/profile.toml]
+    #[arg(long, global = true)]
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Record and query traces.
+    #[command(subcommand)]
+    Traces(Box<TracesCommand>),
+    /// Users and AK/SK credentials.
+    #[command(subcommand)]
+    Iam(IamCommand),
+    /// Check configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Without one, the embedded defaults apply.
+    #[arg(long, env = "TRAILWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8840]
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory [default: ./trailwatch-data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TracesCommand {
+    /// Send traces from a JSON or JSON Lines file (`-` for standard input).
+    Put(PutArgs),
+    /// List traces, newest first.
+    List(Box<ListArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// A file holding one trace, an array of traces, `{"traces":[…]}`, or one trace per line.
+    pub file: PathBuf,
+    /// Traces per request (1–1000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_size: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Earliest time: milliseconds, RFC 3339, or an age such as 30m, 12h, 7d.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Latest time, same forms as --from.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Traces per page (1–200).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub limit: u16,
+    /// Follow the markers and print every matching trace.
+    #[arg(long)]
+    pub all: bool,
+    /// Continue from this marker (the last trace_id of a previous page).
+    #[arg(long)]
+    pub next: Option<String>,
+    /// `system` (management traces, default) or `data`.
+    #[arg(long)]
+    pub trace_type: Option<String>,
+    #[arg(long)]
+    pub tracker_name: Option<String>,
+    #[arg(long)]
+    pub service_type: Option<String>,
+    /// User name.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub resource_id: Option<String>,
+    #[arg(long)]
+    pub resource_name: Option<String>,
+    #[arg(long)]
+    pub resource_type: Option<String>,
+    #[arg(long)]
+    pub trace_id: Option<String>,
+    #[arg(long)]
+    pub trace_name: Option<String>,
+    /// normal, warning or incident.
+    #[arg(long)]
+    pub trace_rating: Option<String>,
+    /// An address or CIDR range.
+    #[arg(long)]
+    pub source_ip: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IamCommand {
+    #[command(subcommand)]
+    Users(UsersCommand),
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user in your domain (administrators).
+    Create {
+        name: String,
+        /// The new user's password [env: TRAILWATCH_NEW_PASSWORD]; read from standard input when absent.
+        #[arg(long, env = "TRAILWATCH_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Make the user a domain administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List the users of your domain (administrators).
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Create an AK/SK; the secret key is printed once.
+    Create {
+        /// For another user of your domain (administrators).
+        #[arg(long)]
+        user_id: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List AK/SK credentials (secret keys are never shown again).
+    List {
+        #[arg(long)]
+        user_id: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file and report every problem at once.
+    Check { file: PathBuf },
+}

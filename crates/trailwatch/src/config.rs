@@ -1,0 +1,389 @@
+//! The server configuration file (TOML, `version = 1`).
+//!
+//! Every field has a default, so `trailwatch serve` runs with no file at all. Unknown keys are
+//! errors. Loading reports every problem it finds at once, each with its location (`line N,
+//! [section] key`), rather than stopping at the first. Secrets never live in this file: they come
+//! from the environment (`TRAILWATCH_ADMIN_PASSWORD`, `TRAILWATCH_ADMIN_AK`, `TRAILWATCH_ADMIN_SK`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use trailwatch_store::Durability;
+
+pub const CURRENT_VERSION: i64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub storage: StorageSection,
+    pub iam: IamSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the database, keys and objects live.
+    pub data_dir: PathBuf,
+    /// The URL clients use to reach this server; defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Region name used in URNs and token catalogs.
+    pub region: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8840".into(),
+            data_dir: PathBuf::from("./trailwatch-data"),
+            public_url: None,
+            region: "local".into(),
+            max_body_bytes: 12 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// `full`: every commit is fsynced (survives power loss); `normal`: survives process crashes.
+    pub durability: Durability,
+    /// Delete traces from the local log this many days after ingest; 0 keeps them forever.
+    pub trace_retention_days: u32,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            durability: Durability::Full,
+            trace_retention_days: 0,
+        }
+    }
+}
+
+/// `[iam]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IamSection {
+    /// How long an issued token is valid.
+    pub token_ttl_hours: u32,
+}
+
+impl Default for IamSection {
+    fn default() -> Self {
+        IamSection {
+            token_ttl_hours: 24,
+        }
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `line N` when known, then the key path.
+    pub location: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// The line (1-based) where `key` is set inside `[section]` (or the section header when `key` is
+/// None). A plain scan: good enough to point a person at the right line.
+fn locate(src: &str, section: Option<&str>, key: Option<&str>) -> Option<usize> {
+    let mut current: Option<String> = None;
+    for (i, line) in src.lines().enumerate() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            current = Some(name.trim().to_owned());
+            if key.is_none() && section == Some(name.trim()) {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        if let Some(k) = key
+            && current.as_deref() == section
+            && let Some((lhs, _)) = t.split_once('=')
+            && lhs.trim().trim_matches('"') == k
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+fn location(src: &str, section: Option<&str>, key: Option<&str>) -> String {
+    let path = match (section, key) {
+        (Some(s), Some(k)) => format!("[{s}] {k}"),
+        (Some(s), None) => format!("[{s}]"),
+        (None, Some(k)) => k.to_owned(),
+        (None, None) => "file".to_owned(),
+    };
+    match locate(src, section, key) {
+        Some(line) => format!("line {line}, {path}"),
+        None => path,
+    }
+}
+
+fn section<T: for<'de> Deserialize<'de> + Default>(
+    src: &str,
+    table: &toml::Table,
+    name: &str,
+    known: &[&str],
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    let Some(value) = table.get(name) else {
+        return T::default();
+    };
+    let Some(t) = value.as_table() else {
+        errors.push(ConfigError {
+            location: location(src, None, Some(name)),
+            message: format!("`{name}` must be a table (`[{name}]`)"),
+        });
+        return T::default();
+    };
+    let mut has_unknown = false;
+    for key in t.keys() {
+        if !known.contains(&key.as_str()) {
+            has_unknown = true;
+            errors.push(ConfigError {
+                location: location(src, Some(name), Some(key)),
+                message: format!(
+                    "unknown key `{key}`; known keys in [{name}]: {}",
+                    known.join(", ")
+                ),
+            });
+        }
+    }
+    if has_unknown {
+        // Check the known keys' types too, so that every error is reported in one pass.
+        let mut known_only = t.clone();
+        known_only.retain(|k, _| known.iter().any(|n| **n == *k));
+        return deserialize_section(src, name, toml::Value::Table(known_only), errors);
+    }
+    deserialize_section(src, name, value.clone(), errors)
+}
+
+fn deserialize_section<T: for<'de> Deserialize<'de> + Default>(
+    src: &str,
+    name: &str,
+    value: toml::Value,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    match value.try_into::<T>() {
+        Ok(v) => v,
+        Err(e) => {
+            let message = e.message().to_owned();
+            // toml names the offending key in its message when it can; point at its line.
+            let key = message
+                .split('`')
+                .nth(1)
+                .filter(|k| !k.contains(' '))
+                .map(str::to_owned);
+            errors.push(ConfigError {
+                location: location(src, Some(name), key.as_deref()),
+                message,
+            });
+            T::default()
+        }
+    }
+}
+
+/// Parses and validates a configuration file's text.
+pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
+    let table: toml::Table = src.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| src[..s.start.min(src.len())].matches('\n').count() + 1);
+        vec![ConfigError {
+            location: line
+                .map(|l| format!("line {l}"))
+                .unwrap_or_else(|| "file".into()),
+            message: format!("not valid TOML: {}", e.message()),
+        }]
+    })?;
+    let mut errors = Vec::new();
+    for key in table.keys() {
+        if !["version", "server", "storage", "iam"].contains(&key.as_str()) {
+            errors.push(ConfigError {
+                location: location(src, None, Some(key)),
+                message: format!(
+                    "unknown key `{key}`; known top-level keys: version, server, storage, iam"
+                ),
+            });
+        }
+    }
+    match table.get("version") {
+        None => {}
+        Some(toml::Value::Integer(CURRENT_VERSION)) => {}
+        Some(other) => errors.push(ConfigError {
+            location: location(src, None, Some("version")),
+            message: format!(
+                "unsupported version {other}; this trailwatch reads version {CURRENT_VERSION}"
+            ),
+        }),
+    }
+    let config = Config {
+        server: section(
+            src,
+            &table,
+            "server",
+            &[
+                "listen",
+                "data_dir",
+                "public_url",
+                "region",
+                "max_body_bytes",
+            ],
+            &mut errors,
+        ),
+        storage: section(
+            src,
+            &table,
+            "storage",
+            &["durability", "trace_retention_days"],
+            &mut errors,
+        ),
+        iam: section(src, &table, "iam", &["token_ttl_hours"], &mut errors),
+    };
+    validate(src, &config, &mut errors);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+fn validate(src: &str, c: &Config, errors: &mut Vec<ConfigError>) {
+    let mut err = |section: &str, key: &str, message: String| {
+        errors.push(ConfigError {
+            location: location(src, Some(section), Some(key)),
+            message,
+        })
+    };
+    if c.server.listen.parse::<SocketAddr>().is_err() {
+        err(
+            "server",
+            "listen",
+            format!(
+                "`{}` is not an address:port such as 127.0.0.1:8840",
+                c.server.listen
+            ),
+        );
+    }
+    if let Some(url) = &c.server.public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        err(
+            "server",
+            "public_url",
+            format!("`{url}` must start with http:// or https://"),
+        );
+    }
+    let region_ok = !c.server.region.is_empty()
+        && c.server.region.len() <= 64
+        && c.server
+            .region
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
+    if !region_ok {
+        err(
+            "server",
+            "region",
+            format!("`{}` must be 1–64 letters, digits or `-`", c.server.region),
+        );
+    }
+    if !(1024..=1024 * 1024 * 1024).contains(&c.server.max_body_bytes) {
+        err(
+            "server",
+            "max_body_bytes",
+            format!(
+                "{} is out of range (1 KiB – 1 GiB)",
+                c.server.max_body_bytes
+            ),
+        );
+    }
+    if c.iam.token_ttl_hours == 0 || c.iam.token_ttl_hours > 24 * 30 {
+        err(
+            "iam",
+            "token_ttl_hours",
+            format!("{} is out of range (1 – 720 hours)", c.iam.token_ttl_hours),
+        );
+    }
+}
+
+/// Reads and parses a configuration file.
+pub fn load(path: &std::path::Path) -> Result<Config, Vec<ConfigError>> {
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            location: path.display().to_string(),
+            message: format!("cannot read the file: {e}"),
+        }]
+    })?;
+    parse(&src)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_line() {
+        let src = "version = 1\n[server]\nlisten = \"nope\"\nbogus = 1\n[iam]\ntoken_ttl_hours = 0\n[extra]\n";
+        let errors = parse(src).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 4, "{text:#?}");
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("line 4, [server] bogus: unknown key")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("line 3, [server] listen:")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("line 6, [iam] token_ttl_hours:")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|e| e.contains("unknown key `extra`")),
+            "{text:#?}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let errors = parse("[storage]\ndurability = \"sometimes\"\n").unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("sometimes"), "{errors:?}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let errors = parse("[server]\nlisten = \n").unwrap_err();
+        assert!(errors[0].location.starts_with("line 2"), "{errors:?}");
+    }
+
+    #[test]
+    fn future_versions_are_refused() {
+        assert!(parse("version = 2").is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! The `trailwatch` binary: parses arguments, loads configuration, wires the services from the
+//! library crates and runs the chosen command. Data goes to stdout, logs and errors to stderr.
+
+mod cli;
+mod config;
+mod connect;
+mod iam;
+mod traces;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use trailwatch_api::server::{BootstrapSecrets, ServerOptions};
+use trailwatch_iam::secret::Secret;
+
+use crate::cli::{Cli, Command, ConfigCommand, ServeArgs, TracesCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRAILWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a command; `Ok(false)` means it ran but found problems (exit status 1).
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    match &cli.command {
+        Command::Serve(args) => serve(args).await.map(|()| true),
+        Command::Config(ConfigCommand::Check { file }) => Ok(check_config(file)),
+        Command::Traces(command) => match command.as_ref() {
+            TracesCommand::Put(args) => {
+                let client = connect::client(&cli.connection).await?;
+                traces::put(&client, args).await
+            }
+            TracesCommand::List(args) => {
+                let client = connect::client(&cli.connection).await?;
+                traces::list(&client, args).await.map(|()| true)
+            }
+        },
+        Command::Iam(command) => {
+            let client = connect::client(&cli.connection).await?;
+            iam::run(&client, command).await.map(|()| true)
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> bool {
+    match config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            true
+        }
+        Err(errors) => {
+            for e in &errors {
+                println!("{}: {e}", file.display());
+            }
+            println!("{} problem(s) found", errors.len());
+            false
+        }
+    }
+}
+
+fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => config::load(path).map_err(|errors| {
+            let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+            anyhow::anyhow!(
+                "configuration {} is invalid:\n{}",
+                path.display(),
+                list.join("\n")
+            )
+        })?,
+        None => config::Config::default(),
+    };
+    if let Some(listen) = &args.listen {
+        config.server.listen = listen.clone();
+    }
+    if let Some(dir) = &args.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let local = listener.local_addr()?;
+    let mut options = ServerOptions::new(&config.server.data_dir);
+    options.durability = config.storage.durability;
+    options.api.max_body_bytes = config.server.max_body_bytes;
+    options.api.region = config.server.region.clone();
+    options.api.public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    options.token_ttl_ms = i64::from(config.iam.token_ttl_hours) * 3_600_000;
+    options.retention_days = Some(config.storage.trace_retention_days).filter(|d| *d > 0);
+    options.bootstrap = BootstrapSecrets {
+        admin_password: env_secret("TRAILWATCH_ADMIN_PASSWORD").map(Secret::new),
+        admin_access_key: env_secret("TRAILWATCH_ADMIN_AK"),
+        admin_secret_key: env_secret("TRAILWATCH_ADMIN_SK").map(Secret::new),
+    };
+    // Print the bound address on stdout so that scripts (and tests) using port 0 can find it.
+    println!("listening on http://{local}");
+    trailwatch_api::server::run(listener, options, shutdown_signal())
+        .await
+        .context("server failed")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
