@@ -179,20 +179,31 @@ fn deserialize_section<T: for<'de> Deserialize<'de> + Default>(
     value: toml::Value,
     errors: &mut Vec<ConfigError>,
 ) -> T {
-    match value.try_into::<T>() {
+    match value.clone().try_into::<T>() {
         Ok(v) => v,
-        Err(e) => {
-            let message = e.message().to_owned();
-            // toml names the offending key in its message when it can; point at its line.
-            let key = message
-                .split('`')
-                .nth(1)
-                .filter(|k| !k.contains(' '))
-                .map(str::to_owned);
-            errors.push(ConfigError {
-                location: location(src, Some(name), key.as_deref()),
-                message,
-            });
+        Err(whole) => {
+            // serde stops at the first bad field and does not say which key it was: try each
+            // key on its own so that every bad key is reported, each at its own line.
+            let mut found = false;
+            if let toml::Value::Table(table) = value {
+                for (key, v) in table {
+                    let mut single = toml::Table::new();
+                    single.insert(key.clone(), v);
+                    if let Err(e) = toml::Value::Table(single).try_into::<T>() {
+                        found = true;
+                        errors.push(ConfigError {
+                            location: location(src, Some(name), Some(&key)),
+                            message: e.message().to_owned(),
+                        });
+                    }
+                }
+            }
+            if !found {
+                errors.push(ConfigError {
+                    location: location(src, Some(name), None),
+                    message: whole.message().to_owned(),
+                });
+            }
             T::default()
         }
     }
@@ -371,9 +382,12 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_key() {
-        let errors = parse("[storage]\ndurability = \"sometimes\"\n").unwrap_err();
-        assert_eq!(errors.len(), 1);
+        let errors = parse("[storage]\ndurability = \"sometimes\"\ntrace_retention_days = \"x\"\n")
+            .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].location, "line 2, [storage] durability");
         assert!(errors[0].message.contains("sometimes"), "{errors:?}");
+        assert_eq!(errors[1].location, "line 3, [storage] trace_retention_days");
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! Test harness: runs the real `trailwatch` binary on port 0 with a temporary data directory,
+//! and connects clients to it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use trailwatch_client::{Client, ClientConfig, Credentials};
+
+pub const ADMIN_PASSWORD: &str = "Admin-password-1";
+pub const ADMIN_AK: &str = "TESTADMINAK000000001";
+pub const ADMIN_SK: &str = "test-admin-secret-key-0000000000000001";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_trailwatch")
+}
+
+/// A running server process. Killed (SIGKILL) on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    config: Option<PathBuf>,
+    _tmp: Option<tempfile::TempDir>,
+    stderr_log: PathBuf,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let mut s = Server::spawn(&data_dir, None, "127.0.0.1:0");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts with a configuration file whose text is `config`.
+    pub fn start_with_config(config: &str) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let path = tmp.path().join("trailwatch.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut s = Server::spawn(&data_dir, Some(path), "127.0.0.1:0");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn spawn(data_dir: &Path, config: Option<PathBuf>, listen: &str) -> Server {
+        let stderr_log = data_dir.with_extension(format!("stderr.{}.log", std::process::id()));
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--data-dir")
+            .arg(data_dir);
+        if let Some(c) = &config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.env("TRAILWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("TRAILWATCH_ADMIN_AK", ADMIN_AK)
+            .env("TRAILWATCH_ADMIN_SK", ADMIN_SK)
+            .env("TRAILWATCH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            assert!(Instant::now() < deadline, "server did not start in 30 s");
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(u) = line.strip_prefix("listening on ") {
+                        break u.trim().to_owned();
+                    }
+                }
+                _ => {
+                    let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                    panic!("server exited before listening; stderr:\n{log}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let s = Server {
+            child,
+            url,
+            data_dir: data_dir.to_owned(),
+            config,
+            _tmp: None,
+            stderr_log,
+        };
+        s.wait_healthy();
+        s
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = http_ok(&format!("{}/healthz", self.url));
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "server never became healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL and start again on the same data directory (new port).
+    pub fn restart_after_kill9(mut self) -> Server {
+        self.kill9();
+        let tmp = self._tmp.take();
+        let mut s = Server::spawn(&self.data_dir, self.config.clone(), "127.0.0.1:0");
+        s._tmp = tmp;
+        s
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    pub async fn admin(&self) -> Client {
+        self.client(Credentials::AkSk {
+            access_key: ADMIN_AK.into(),
+            secret_key: ADMIN_SK.into(),
+        })
+        .await
+    }
+
+    pub async fn admin_password(&self) -> Client {
+        self.client(Credentials::Password {
+            user: "admin".into(),
+            password: ADMIN_PASSWORD.into(),
+        })
+        .await
+    }
+
+    pub async fn client(&self, credentials: Credentials) -> Client {
+        Client::connect(ClientConfig {
+            endpoint: self.url.clone(),
+            credentials,
+            project: "default".into(),
+            domain: "default".into(),
+        })
+        .await
+        .unwrap()
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- server stderr ----\n{}", self.stderr());
+        }
+        let _ = std::fs::remove_file(&self.stderr_log);
+    }
+}
+
+/// A blocking `GET` that says whether the answer was 200, with plain std networking so that
+/// the harness needs no blocking HTTP client.
+fn http_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mut s) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200")
+}
+
+/// An IAM login trace as CTS records it.
+pub fn login_trace(user: &str, ip: &str, time: i64) -> Value {
+    json!({
+        "trace_name": "login",
+        "trace_type": "ConsoleAction",
+        "trace_rating": "normal",
+        "service_type": "IAM",
+        "resource_type": "user",
+        "resource_name": user,
+        "source_ip": ip,
+        "code": 302,
+        "time": time,
+        "user": {"name": user, "id": format!("id-{user}"), "domain": {"name": "acme", "id": "d1"}},
+    })
+}
+
+/// All traces of the project matching `params`, following markers to the end.
+pub async fn list_all(client: &Client, params: &[(&str, String)]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    for _ in 0..100_000 {
+        let mut p: Vec<(&str, String)> = params.to_vec();
+        p.push(("limit", "200".into()));
+        if let Some(m) = &marker {
+            p.push(("next", m.clone()));
+        }
+        let page = client.list_traces(&p).await.unwrap();
+        out.extend(page["traces"].as_array().unwrap().iter().cloned());
+        marker = page["meta_data"]["marker"].as_str().map(str::to_owned);
+        if marker.is_none() {
+            return out;
+        }
+    }
+    panic!("paging did not end");
+}
+
+pub fn ids(traces: &[Value]) -> Vec<String> {
+    traces
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap().to_owned())
+        .collect()
+}
