@@ -67,10 +67,19 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// Maps a uniqueness violation to `Conflict(what)` and a missing parent row (foreign key) to
+/// `NotFound`; anything else stays a database error.
 fn conflict(e: rusqlite::Error, what: String) -> StoreError {
+    use rusqlite::ffi::{
+        SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE,
+    };
     match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == SQLITE_CONSTRAINT_FOREIGNKEY => {
+            StoreError::NotFound("the domain or user it belongs to does not exist".into())
+        }
         rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            if f.extended_code == SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY =>
         {
             StoreError::Conflict(what)
         }
@@ -168,13 +177,23 @@ pub fn projects_of_domain(c: &Connection, domain_id: &str) -> Result<Vec<Project
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-#[derive(Debug)]
 pub struct NewUser<'a> {
     pub id: &'a str,
     pub domain_id: &'a str,
     pub name: &'a str,
     pub password_hash: Option<&'a str>,
     pub is_admin: bool,
+}
+
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("domain_id", &self.domain_id)
+            .field("is_admin", &self.is_admin)
+            .finish_non_exhaustive()
+    }
 }
 
 pub fn create_user(c: &Connection, u: NewUser<'_>) -> Result<User> {

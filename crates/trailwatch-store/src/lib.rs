@@ -92,6 +92,9 @@ pub enum StoreError {
     MarkerNotFound(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A group commit failed (disk full, I/O error): none of its traces was acknowledged.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -351,7 +354,9 @@ impl Store {
     /// Answers a trace query, newest first.
     pub async fn query(&self, q: TraceQuery) -> Result<TracePage> {
         let Some(key) = self.resolve_project_key(&q.project_id).await? else {
-            if let Some(marker) = q.marker {
+            // The marker names no trace of an empty project; with `trace_id` it is ignored, as
+            // every other condition is.
+            if let (Some(marker), None) = (q.marker, &q.trace_id) {
                 return Err(StoreError::MarkerNotFound(marker));
             }
             return Ok(TracePage::default());

@@ -86,7 +86,17 @@ fn run(
                 Job::Write(f) => {
                     // Keep the order callers observe: appends queued before a write commit first.
                     commit_appends(&mut conn, std::mem::take(&mut appends), &head);
-                    f(&mut conn);
+                    // A panicking closure must not take the writer (and so the whole store) down:
+                    // its transaction rolls back while unwinding, and its caller sees `Closed`
+                    // because the reply is dropped.
+                    let conn_ref = &mut conn;
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || f(conn_ref)))
+                        .is_err()
+                    {
+                        tracing::error!(
+                            "a store write panicked; it was rolled back and the store goes on"
+                        );
+                    }
                 }
             }
         }
@@ -148,7 +158,7 @@ fn commit_appends(
             tracing::error!(error = %e, "group commit failed; no trace of the group was acknowledged");
             let msg = e.to_string();
             for (_, _, reply) in appends {
-                let _ = reply.send(Err(StoreError::Corrupt(format!("commit failed: {msg}"))));
+                let _ = reply.send(Err(StoreError::CommitFailed(msg.clone())));
             }
         }
     }
