@@ -1,0 +1,535 @@
+//! trailwatch's benchmark harness. Each benchmark runs trailwatch (the release binary) and the
+//! peer named by its issue under the same seeded workload in the same run, and prints the
+//! figures and their ratio. Workloads come from `../shared/bench-peers/` (seeded generators).
+//!
+//! ```text
+//! cargo build --release -p trailwatch -p trailwatch-bench
+//! target/release/trailwatch-bench ingest          # durable ingest vs a parse-only axum server
+//! target/release/trailwatch-bench query           # query latency and RSS over 5 M stored traces
+//! ```
+//! Results are appended to `bench/results/<date>.json`; BENCHMARKS.md quotes them.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use trailwatch_client::{Client, ClientConfig, Credentials};
+
+const ADMIN_PASSWORD: &str = "Bench-password-1";
+
+#[derive(Debug, Parser)]
+#[command(name = "trailwatch-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Durable HTTP ingest (batches of 100 IAM traces) vs a minimal axum parse-only server.
+    Ingest {
+        /// wrk duration per server.
+        #[arg(long, default_value = "20s")]
+        duration: String,
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+    },
+    /// Query latency (user + time window, limit 100) and memory over N stored traces.
+    Query {
+        #[arg(long, default_value_t = 5_000_000)]
+        traces: usize,
+        #[arg(long, default_value_t = 300)]
+        queries: usize,
+    },
+    /// The peer: parse each POSTed batch with serde_json and answer 200. Runs until killed.
+    PeerAxum {
+        #[arg(long)]
+        listen: String,
+    },
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn work_dir() -> anyhow::Result<PathBuf> {
+    let dir = root().join("bench/work");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn peers_dir() -> PathBuf {
+    root().join("../shared/bench-peers")
+}
+
+fn release_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = root().join("target/release").join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `cargo build --release -p trailwatch -p trailwatch-bench` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A child process killed on drop.
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Resident and peak resident memory of a process, in MiB (from /proc).
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn wait_http(url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{url} did not come up")
+}
+
+fn start_trailwatch(data_dir: &Path) -> anyhow::Result<(Proc, String)> {
+    let port = free_port()?;
+    let child = Command::new(release_binary("trailwatch")?)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("TRAILWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("TRAILWATCH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting trailwatch")?;
+    let url = format!("http://127.0.0.1:{port}");
+    let proc = Proc { child };
+    wait_http(&url)?;
+    Ok((proc, url))
+}
+
+async fn admin_client(url: &str) -> anyhow::Result<Client> {
+    Ok(Client::connect(ClientConfig {
+        endpoint: url.into(),
+        credentials: Credentials::Password {
+            user: "admin".into(),
+            password: ADMIN_PASSWORD.into(),
+        },
+        project: "default".into(),
+        domain: "default".into(),
+    })
+    .await?)
+}
+
+/// Generates `n` traces with the shared seeded generator (cached in bench/work).
+fn ensure_traces(n: usize) -> anyhow::Result<PathBuf> {
+    let path = work_dir()?.join(format!("traces-{n}.jsonl"));
+    if !path.exists() {
+        eprintln!("generating {n} traces with gen_traces.py …");
+        let tmp = path.with_extension("tmp");
+        let status = Command::new("python3")
+            .arg(peers_dir().join("gen_traces.py"))
+            .arg(n.to_string())
+            .arg(&tmp)
+            .arg(work_dir()?.join("allowlist.txt"))
+            .status()
+            .context("running gen_traces.py")?;
+        if !status.success() {
+            bail!("gen_traces.py failed");
+        }
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(path)
+}
+
+/// What wrk reported.
+#[derive(Debug, Default)]
+struct WrkResult {
+    requests_per_s: f64,
+    non_2xx: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn parse_ms(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let x: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => x / 1000.0,
+        "ms" => x,
+        "s" => x * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn run_wrk(
+    url: &str,
+    duration: &str,
+    connections: u32,
+    body_dir: &Path,
+    count: usize,
+    token: &str,
+) -> anyhow::Result<WrkResult> {
+    let script = root().join("bench/post_auth.lua");
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{duration}"),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(url)
+        .arg("--")
+        .arg(body_dir)
+        .arg("body")
+        .arg(count.to_string())
+        .arg(token)
+        .output()
+        .context("running wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}");
+    let mut r = WrkResult::default();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            r.requests_per_s = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            r.non_2xx = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = t.strip_prefix("50%") {
+            r.p50_ms = parse_ms(v.trim());
+        } else if let Some(v) = t.strip_prefix("99%") {
+            r.p99_ms = parse_ms(v.trim());
+        }
+    }
+    if r.requests_per_s == 0.0 {
+        bail!(
+            "wrk reported no throughput:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(r)
+}
+
+/// Writes bodies of 100 IAM login/logout traces each (trace_id removed, so that every POST
+/// stores new traces instead of being answered as a duplicate).
+fn write_ingest_bodies(traces: &Path, dir: &Path, bodies: usize) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let reader = BufReader::new(std::fs::File::open(traces)?);
+    let mut batch = Vec::with_capacity(100);
+    let mut written = 0;
+    for line in reader.lines() {
+        let line = line?;
+        let mut v: Value = serde_json::from_str(&line)?;
+        let is_iam_login = v["service_type"] == "IAM"
+            && matches!(v["trace_name"].as_str(), Some("login" | "logout"));
+        if !is_iam_login {
+            continue;
+        }
+        if let Some(m) = v.as_object_mut() {
+            m.remove("trace_id");
+        }
+        batch.push(v);
+        if batch.len() == 100 {
+            let body = json!({"traces": batch}).to_string();
+            std::fs::write(dir.join(format!("body{written}.json")), body)?;
+            batch.clear();
+            written += 1;
+            if written == bodies {
+                break;
+            }
+        }
+    }
+    Ok(written)
+}
+
+fn append_result(name: &str, result: &Value) -> anyhow::Result<()> {
+    let dir = root().join("bench/results");
+    std::fs::create_dir_all(&dir)?;
+    let date = chrono_date();
+    let path = dir.join(format!("{date}.json"));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    writeln!(
+        file,
+        "{}",
+        json!({"benchmark": name, "date": date, "result": result})
+    )?;
+    eprintln!("appended to {}", path.display());
+    Ok(())
+}
+
+fn chrono_date() -> String {
+    let out = Command::new("date").arg("-u").arg("+%Y-%m-%d").output();
+    out.ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown-date".into())
+}
+
+async fn ingest(duration: &str, connections: u32) -> anyhow::Result<()> {
+    let traces = ensure_traces(200_000)?;
+    let body_dir = work_dir()?.join("ingest-bodies");
+    let count = write_ingest_bodies(&traces, &body_dir, 1000)?;
+    let data = work_dir()?.join("tw-ingest");
+    let _ = std::fs::remove_dir_all(&data);
+
+    let (tw, url) = start_trailwatch(&data)?;
+    let client = admin_client(&url).await?;
+    let (token, _) = client.password_token(Some("default")).await?;
+    let idle = rss_mib(tw.pid());
+    let target = format!("{url}/v3/{}/traces", client.project_id());
+    let ours = run_wrk(&target, duration, connections, &body_dir, count, &token)?;
+    let after = rss_mib(tw.pid());
+    let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    let stored: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("trailwatch_traces_ingested_total "))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    drop(tw);
+    let _ = std::fs::remove_dir_all(&data);
+
+    let port = free_port()?;
+    let peer = Proc {
+        child: Command::new(release_binary("trailwatch-bench")?)
+            .args(["peer-axum", "--listen", &format!("127.0.0.1:{port}")])
+            .spawn()?,
+    };
+    let peer_url = format!("http://127.0.0.1:{port}");
+    wait_http(&peer_url)?;
+    let theirs = run_wrk(
+        &format!("{peer_url}/v3/p/traces"),
+        duration,
+        connections,
+        &body_dir,
+        count,
+        &token,
+    )?;
+    drop(peer);
+
+    let ours_tps = ours.requests_per_s * 100.0;
+    let theirs_tps = theirs.requests_per_s * 100.0;
+    let result = json!({
+        "workload": format!("gen_traces.py IAM login/logout, batches of 100, wrk -t2 -c{connections} -d{duration}"),
+        "trailwatch_traces_per_s": ours_tps.round(),
+        "trailwatch_p50_ms": ours.p50_ms, "trailwatch_p99_ms": ours.p99_ms,
+        "trailwatch_non_2xx": ours.non_2xx,
+        "trailwatch_traces_stored": stored,
+        "trailwatch_rss_idle_mib": idle.0, "trailwatch_rss_after_mib": after.0, "trailwatch_rss_peak_mib": after.1,
+        "peer_axum_parse_only_traces_per_s": theirs_tps.round(),
+        "peer_p50_ms": theirs.p50_ms, "peer_p99_ms": theirs.p99_ms,
+        "ratio": (ours_tps / theirs_tps * 1000.0).round() / 1000.0,
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    if ours.non_2xx > 0 {
+        bail!(
+            "trailwatch answered {} requests with an error status",
+            ours.non_2xx
+        );
+    }
+    append_result("ingest", &result)
+}
+
+async fn query(n: usize, queries: usize) -> anyhow::Result<()> {
+    let traces = ensure_traces(n)?;
+    let data = work_dir()?.join(format!("tw-query-{n}"));
+    let (tw, url) = start_trailwatch(&data)?;
+    let client = admin_client(&url).await?;
+    let idle = rss_mib(tw.pid());
+    let loaded = load_all(&client, &traces, n).await?;
+    let after_load = rss_mib(tw.pid());
+    let (token, _) = client.password_token(Some("default")).await?;
+    let users = [
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+        "erin",
+        "frank",
+        "grace",
+        "heidi",
+        "ivan",
+        "judy",
+        "mallory",
+        "oscar",
+        "peggy",
+        "trent",
+        "victor",
+        "walter",
+        "ops-bot",
+        "ci-deployer",
+        "svc_backup",
+        "admin",
+    ];
+    // gen_traces.py: time = T0 + i*37 ms (+ jitter): the log spans n*37 ms.
+    let t0: i64 = 1_732_390_000_000;
+    let span = n as i64 * 37;
+    let http = reqwest::Client::new();
+    let mut seed: u64 = 0x5eed;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut latencies = Vec::with_capacity(queries);
+    let mut returned = 0usize;
+    for _ in 0..queries {
+        let user = users[next() as usize % users.len()];
+        let from = t0 + (next() as i64 % (span - 3_600_000).max(1));
+        let to = from + 3_600_000;
+        let q = format!(
+            "{url}/v3/{}/traces?user={user}&from={from}&to={to}&limit=100",
+            client.project_id()
+        );
+        let started = Instant::now();
+        let resp = http.get(&q).header("X-Auth-Token", &token).send().await?;
+        let body: Value = resp.json().await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        returned += body["traces"].as_array().map_or(0, Vec::len);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    let after_queries = rss_mib(tw.pid());
+    let db_bytes = std::fs::metadata(data.join("trailwatch.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    drop(tw);
+    let result = json!({
+        "stored_traces": loaded,
+        "queries": queries,
+        "avg_traces_returned": returned as f64 / queries as f64,
+        "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+        "rss_idle_mib": idle.0, "rss_after_load_mib": after_load.0, "rss_after_queries_mib": after_queries.0,
+        "rss_peak_mib": after_queries.1,
+        "db_size_gib": db_bytes as f64 / (1u64 << 30) as f64,
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    append_result("query", &result)
+}
+
+/// Loads every trace of the file (batches of 1000, 4 in flight), unless already loaded.
+async fn load_all(client: &Client, path: &Path, n: usize) -> anyhow::Result<u64> {
+    let head = client.list_traces(&[("limit", "1".into())]).await?;
+    if head["traces"].as_array().is_some_and(|t| !t.is_empty()) {
+        eprintln!("data directory already loaded; reusing it");
+        return Ok(n as u64);
+    }
+    let started = Instant::now();
+    let reader = BufReader::new(std::fs::File::open(path)?);
+    let mut lines = reader.lines();
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut stored = 0u64;
+    let client = std::sync::Arc::new(client_clone(client).await?);
+    loop {
+        let mut batch = Vec::with_capacity(1000);
+        for line in lines.by_ref().take(1000) {
+            batch.push(serde_json::from_str::<Value>(&line?)?);
+        }
+        if batch.is_empty() {
+            break;
+        }
+        while in_flight.len() >= 4 {
+            if let Some(r) = in_flight.join_next().await {
+                stored += r??;
+            }
+        }
+        let c = client.clone();
+        in_flight.spawn(async move {
+            let resp = c.put_traces(&batch).await?;
+            Ok::<u64, anyhow::Error>(resp.body["accepted"].as_u64().unwrap_or(0))
+        });
+    }
+    while let Some(r) = in_flight.join_next().await {
+        stored += r??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "loaded {stored} traces in {secs:.1} s ({:.0}/s)",
+        stored as f64 / secs
+    );
+    Ok(stored)
+}
+
+async fn client_clone(c: &Client) -> anyhow::Result<Client> {
+    admin_client(c.endpoint().as_str()).await
+}
+
+async fn peer_axum(listen: &str) -> anyhow::Result<()> {
+    use axum::routing::post;
+    async fn parse(body: bytes::Bytes) -> axum::http::StatusCode {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) if v["traces"].is_array() => axum::http::StatusCode::OK,
+            _ => axum::http::StatusCode::BAD_REQUEST,
+        }
+    }
+    let app = axum::Router::new()
+        .route("/v3/{project_id}/traces", post(parse))
+        .layer(axum::extract::DefaultBodyLimit::max(12 << 20));
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Ingest {
+            duration,
+            connections,
+        } => ingest(&duration, connections).await,
+        Cmd::Query { traces, queries } => query(traces, queries).await,
+        Cmd::PeerAxum { listen } => peer_axum(&listen).await,
+    }
+}
