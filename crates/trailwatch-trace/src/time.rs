@@ -15,10 +15,28 @@ pub(crate) const SECONDS_LIMIT: u64 = 100_000_000_000;
 /// Appended to every time error so the user learns all accepted forms at once.
 const ACCEPTED: &str = "expected milliseconds since the epoch as a non-negative JSON integer \
     (values below 100000000000 are taken as seconds), a string of digits with the same rule, \
-    or a console time like \"2016/12/08 11:07:28 GMT+08:00\"";
+    or a console time like \"2016/12/08 11:07:28 GMT+08:00\", on or after 1973-03-03T09:46:40Z";
 
 /// Parses a `time` / `record_time` member into UTC milliseconds.
+///
+/// The result is never before 1973-03-03T09:46:40Z (`SECONDS_LIMIT` ms): an earlier instant,
+/// stored as milliseconds, would read back as seconds and change on every round trip. No trace
+/// is that old, so such a value is refused rather than silently reinterpreted.
 pub(crate) fn parse_time(field: &str, v: &Value) -> Result<i64, TraceError> {
+    let ms = parse_time_unchecked(field, v)?;
+    if ms < SECONDS_LIMIT as i64 {
+        return Err(TraceError::new(
+            field,
+            format!(
+                "{} is before 1973-03-03T09:46:40Z, which no trace can be; {ACCEPTED}",
+                describe(v)
+            ),
+        ));
+    }
+    Ok(ms)
+}
+
+fn parse_time_unchecked(field: &str, v: &Value) -> Result<i64, TraceError> {
     match v {
         Value::Number(n) => {
             if let Some(u) = n.as_u64() {

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::json;
-use trailwatch_trace::{Trace, TraceError, TraceRating, Value};
+use trailwatch_trace::{RenderStyle, Trace, TraceError, TraceRating, Value};
 
 /// A minimal valid trace.
 fn base() -> Value {
@@ -87,7 +87,12 @@ fn ten_digit_time_is_seconds() {
         with("time", json!(1_481_166_448_000_i64)).unwrap().time,
         1_481_166_448_000
     );
-    assert_eq!(with("time", json!(0)).unwrap().time, 0);
+    // Before 1973-03-03 a value would not survive a round trip (found by fuzzing): refused.
+    for early in [0, 5, 99_999_999] {
+        let err = with("time", json!(early)).unwrap_err();
+        assert_eq!(err.field, "time");
+        assert!(err.message.contains("before 1973"), "{err}");
+    }
     let t = with("record_time", json!(1_529_996_047)).unwrap();
     assert_eq!(t.record_time, Some(1_529_996_047_000));
 }
@@ -679,4 +684,14 @@ fn trace_rating_from_str_and_names() {
 fn first_error_wins_in_table_order() {
     let e = Trace::from_value(json!({"trace_name": "ok", "time": "bad"})).unwrap_err();
     assert_eq!(e.field, "trace_type");
+}
+
+/// Found by fuzzing: a large number in an extra member must read back identically from the
+/// stored form (serde_json's exact float parsing is on for the workspace).
+#[test]
+fn large_numbers_in_extras_round_trip_exactly() {
+    let text = r#"{"trace_name":"a","trace_type":"a","service_type":"a","resource_type":"a","time":1731161042123,"x":-366666666000547618003}"#;
+    let t = Trace::from_json_str(text).unwrap();
+    let again = Trace::from_json_str(&t.to_json_string(RenderStyle::Stored)).unwrap();
+    assert_eq!(t, again);
 }
