@@ -398,7 +398,7 @@ async fn cross_project_access_is_forbidden() {
 
     // Traces of one project never show in another.
     admin
-        .put_traces(&[login_trace("alice", "10.0.0.1", 1)])
+        .put_traces(&[login_trace("alice", "10.0.0.1", 1_731_161_042_113)])
         .await
         .unwrap();
     let (_, b) = Signed::new("GET", &other_path).send(&server).await;
@@ -495,7 +495,7 @@ async fn users_and_credentials() {
         })
         .await;
     bob_ak
-        .put_traces(&[login_trace("bob", "10.9.9.9", 5)])
+        .put_traces(&[login_trace("bob", "10.9.9.9", 1_731_161_042_113)])
         .await
         .unwrap();
     // The secret is shown once: listing never returns it.

@@ -79,7 +79,7 @@ async fn malformed_bodies_get_cts_errors() {
     assert!(b["error_msg"].as_str().unwrap().contains("at most 1000"));
 
     // The server is still fine, and healthy records of a mixed batch were stored.
-    let mixed = json!({"traces": [login_trace("ok", "10.0.0.1", 1), {"trace_name": 7}, login_trace("ok2", "10.0.0.2", 2)]});
+    let mixed = json!({"traces": [login_trace("ok", "10.0.0.1", 1_731_161_042_001), {"trace_name": 7}, login_trace("ok2", "10.0.0.2", 1_731_161_042_002)]});
     let (s, b) = post_raw(&server, &token, &pid, mixed.to_string().into_bytes()).await;
     assert_eq!(s, 201, "{b}");
     let all = list_all(&server.admin().await, &[]).await;
