@@ -110,6 +110,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
     let conn = Connection::open(path)?;
     apply_pragmas(&conn, durability)?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(crate::smn::SCHEMA)?;
     Ok(conn)
 }
 

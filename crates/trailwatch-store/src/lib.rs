@@ -30,6 +30,7 @@ mod db;
 pub mod iam;
 mod query;
 mod readers;
+pub mod smn;
 mod writer;
 
 use std::collections::HashMap;
