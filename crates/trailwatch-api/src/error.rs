@@ -5,6 +5,7 @@
 //! | [`ApiError::Cts`] | CTS routes | `{"error_code":"CTS.xxxx","error_msg":"…"}` |
 //! | [`ApiError::Gateway`] | authentication and project scope on every service | `{"error_code":"APIGW.xxxx","error_msg":"…","request_id":"…"}` |
 //! | [`ApiError::Iam`] | IAM routes | `{"error":{"code":401,"message":"…","title":"Unauthorized"}}` |
+//! | [`ApiError::Smn`] | SMN routes | `{"request_id":"…","code":"SMN.xxxx","message":"…"}` |
 //!
 //! Messages are written for the caller and never contain secrets.
 
@@ -26,6 +27,12 @@ pub enum ApiError {
     },
     Iam {
         status: StatusCode,
+        msg: String,
+    },
+    /// SMN routes: `{"request_id","code":"SMN.xxxx","message"}`.
+    Smn {
+        status: StatusCode,
+        code: &'static str,
         msg: String,
     },
 }
@@ -90,7 +97,8 @@ impl ApiError {
         match self {
             ApiError::Cts { status, .. }
             | ApiError::Gateway { status, .. }
-            | ApiError::Iam { status, .. } => *status,
+            | ApiError::Iam { status, .. }
+            | ApiError::Smn { status, .. } => *status,
         }
     }
 }
@@ -98,9 +106,9 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiError::Cts { code, msg, .. } | ApiError::Gateway { code, msg, .. } => {
-                write!(f, "{code}: {msg}")
-            }
+            ApiError::Cts { code, msg, .. }
+            | ApiError::Gateway { code, msg, .. }
+            | ApiError::Smn { code, msg, .. } => write!(f, "{code}: {msg}"),
             ApiError::Iam { status, msg } => write!(f, "{}: {msg}", status.as_u16()),
         }
     }
@@ -114,6 +122,9 @@ impl IntoResponse for ApiError {
             ApiError::Cts { code, msg, .. } => json!({"error_code": code, "error_msg": msg}),
             ApiError::Gateway { code, msg, .. } => {
                 json!({"error_code": code, "error_msg": msg, "request_id": request_id})
+            }
+            ApiError::Smn { code, msg, .. } => {
+                json!({"request_id": request_id, "code": code, "message": msg})
             }
             ApiError::Iam { status, msg } => json!({"error": {
                 "code": status.as_u16(),

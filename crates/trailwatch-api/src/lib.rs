@@ -18,6 +18,7 @@ pub mod error;
 pub mod iam_routes;
 pub mod metrics;
 pub mod server;
+pub mod smn;
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post, put};
 use trailwatch_store::Store;
 
 use crate::auth::Iam;
@@ -60,6 +61,7 @@ pub struct AppState {
     pub iam: Arc<Iam>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ApiConfig>,
+    pub notifier: Arc<trailwatch_notify::service::Notifier>,
 }
 
 /// All routes. Every route except health, metrics and token issuance requires authentication.
@@ -92,6 +94,62 @@ pub fn router(state: AppState) -> Router {
             "/v2.0/{project_id}/{tracker_name}/trace",
             get(cts::list_legacy),
         )
+        .route(
+            "/v2/{project_id}/notifications/topics",
+            get(smn::list_topics).post(smn::create_topic),
+        )
+        .route(
+            "/v2/{project_id}/notifications/topics/{topic_urn}",
+            get(smn::get_topic)
+                .put(smn::update_topic)
+                .delete(smn::delete_topic),
+        )
+        .route(
+            "/v2/{project_id}/notifications/topics/{topic_urn}/attributes",
+            get(smn::get_attributes).delete(smn::delete_attributes),
+        )
+        .route(
+            "/v2/{project_id}/notifications/topics/{topic_urn}/attributes/{name}",
+            put(smn::put_attribute).delete(smn::delete_attribute),
+        )
+        .route(
+            "/v2/{project_id}/notifications/topics/{topic_urn}/subscriptions",
+            get(smn::list_topic_subscriptions).post(smn::add_subscription),
+        )
+        .route(
+            "/v2/{project_id}/notifications/topics/{topic_urn}/publish",
+            post(smn::publish),
+        )
+        .route(
+            "/v2/{project_id}/notifications/subscriptions",
+            get(smn::list_subscriptions),
+        )
+        .route(
+            "/v2/{project_id}/notifications/subscriptions/{subscription_urn}",
+            delete(smn::delete_subscription),
+        )
+        .route(
+            "/v2/{project_id}/notifications/message_template",
+            get(smn::list_templates).post(smn::create_template),
+        )
+        .route(
+            "/v2/{project_id}/notifications/message_template/{template_id}",
+            get(smn::get_template)
+                .put(smn::update_template)
+                .delete(smn::delete_template),
+        )
+        .route(
+            "/v2/{project_id}/notifications/messages/{message_id}/deliveries",
+            get(smn::message_deliveries),
+        )
+        .route(
+            "/v2/{project_id}/notifications/dead-letters",
+            get(smn::dead_letters),
+        )
+        .route(
+            "/v2/{project_id}/notifications/dead-letters/replay",
+            post(smn::replay),
+        )
         .route_layer(auth.clone());
     Router::new()
         .route(
@@ -103,6 +161,9 @@ pub fn router(state: AppState) -> Router {
                 .post(iam_routes::issue_token),
         )
         .route("/healthz", get(healthz))
+        .route("/smn/signing-cert.pem", get(smn::signing_cert))
+        .route("/smn/subscription/confirm", get(smn::confirm))
+        .route("/smn/subscription/unsubscribe", get(smn::unsubscribe_link))
         .route("/metrics", get(metrics))
         .merge(protected)
         .fallback(not_found)

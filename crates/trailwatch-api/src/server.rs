@@ -9,6 +9,8 @@ use std::sync::Arc;
 use trailwatch_iam::keys::MasterKey;
 use trailwatch_iam::secret::Secret;
 use trailwatch_iam::{ids, password};
+use trailwatch_notify::Signer;
+use trailwatch_notify::service::{Notifier, NotifyConfig};
 use trailwatch_store::{Durability, Store, StoreOptions, iam as iam_db};
 
 use crate::auth::Iam;
@@ -33,6 +35,8 @@ pub struct ServerOptions {
     /// Traces older than this (by ingest time) are deleted from the local log; `None` keeps all.
     pub retention_days: Option<u32>,
     pub bootstrap: BootstrapSecrets,
+    /// The notification service; its region and public URL are taken from `api`.
+    pub notify: NotifyConfig,
 }
 
 impl ServerOptions {
@@ -44,6 +48,7 @@ impl ServerOptions {
             token_ttl_ms: 24 * 3600 * 1000,
             retention_days: None,
             bootstrap: BootstrapSecrets::default(),
+            notify: NotifyConfig::new("local", "http://127.0.0.1:8840"),
         }
     }
 }
@@ -58,6 +63,8 @@ pub enum ServerError {
     KeyFile { path: PathBuf, reason: String },
     #[error("bootstrap: {0}")]
     Bootstrap(String),
+    #[error("notification service: {0}")]
+    Notify(String),
 }
 
 /// Serves `listener` until `shutdown` completes, then drains in-flight requests and closes the
@@ -71,11 +78,18 @@ pub async fn run(
     if let Some(days) = options.retention_days {
         tokio::spawn(retention_loop(state.store.clone(), days));
     }
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let outbox = tokio::spawn(state.notifier.clone().run_outbox(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
     let app = crate::router(state);
     tracing::info!(address = %listener.local_addr()?, "trailwatch is listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    // Deliveries still in flight stay pending in the outbox and resume at the next start.
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), outbox).await;
     tracing::info!("trailwatch stopped");
     Ok(())
 }
@@ -93,11 +107,23 @@ pub async fn prepare(options: &ServerOptions) -> Result<AppState, ServerError> {
         options.token_ttl_ms,
     )
     .await?;
+    let signer = load_or_create_signer(&options.data_dir.join("keys"))?;
+    let mut notify = options.notify.clone();
+    notify.region = options.api.region.clone();
+    notify.public_url = options.api.public_url.clone();
+    let notifier = Notifier::new(
+        store.clone(),
+        notify,
+        signer,
+        derive_key(&master, b"trailwatch smn links v1"),
+    )
+    .map_err(ServerError::Notify)?;
     let state = AppState {
         store,
         iam,
         metrics: Arc::new(Metrics::default()),
         config: Arc::new(options.api.clone()),
+        notifier,
     };
     bootstrap(&state, &options.data_dir, &options.bootstrap).await?;
     Ok(state)
@@ -152,6 +178,43 @@ pub fn load_or_create_master_key(path: &Path) -> Result<MasterKey, ServerError> 
     write_private(path, hex::encode(key.as_bytes()).as_bytes())
         .map_err(|e| key_err(e.to_string()))?;
     Ok(key)
+}
+
+/// A purpose-specific key derived from the master key.
+fn derive_key(master: &MasterKey, purpose: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut out = [0u8; 32];
+    if let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(master.as_bytes()) {
+        mac.update(purpose);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+    out
+}
+
+/// The SMN notification signing key and certificate (`keys/smn-signing-key.pem`, 0600, and
+/// `keys/smn-signing-cert.pem`), created on first start and kept so that receivers can pin it.
+fn load_or_create_signer(dir: &Path) -> Result<Signer, ServerError> {
+    let key_path = dir.join("smn-signing-key.pem");
+    let cert_path = dir.join("smn-signing-cert.pem");
+    let err = |path: &Path, reason: String| ServerError::KeyFile {
+        path: path.to_owned(),
+        reason,
+    };
+    if key_path.exists() && cert_path.exists() {
+        let key = std::fs::read_to_string(&key_path).map_err(|e| err(&key_path, e.to_string()))?;
+        let cert =
+            std::fs::read_to_string(&cert_path).map_err(|e| err(&cert_path, e.to_string()))?;
+        return Signer::from_pem(&key, &cert).map_err(|e| err(&key_path, e.to_string()));
+    }
+    std::fs::create_dir_all(dir)?;
+    let signer = Signer::generate("trailwatch SMN notifications")
+        .map_err(|e| err(&key_path, e.to_string()))?;
+    let _ = std::fs::remove_file(&key_path);
+    let _ = std::fs::remove_file(&cert_path);
+    write_private(&key_path, signer.key_pem().as_bytes())
+        .map_err(|e| err(&key_path, e.to_string()))?;
+    std::fs::write(&cert_path, signer.cert_pem()).map_err(|e| err(&cert_path, e.to_string()))?;
+    Ok(signer)
 }
 
 /// On first start (no users yet): domain `default`, project `default`, and the administrator

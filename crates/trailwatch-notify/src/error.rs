@@ -136,4 +136,6 @@ pub mod codes {
     pub const TOO_MANY_TEMPLATE_VARIABLES: &str = "SMN.0075";
     /// 404: no `default`-protocol template of that name to fall back to.
     pub const DEFAULT_TEMPLATE_NOT_FOUND: &str = "SMN.0076";
+    /// A template with this name and protocol exists already.
+    pub const TEMPLATE_EXISTS: &str = "SMN.0025";
 }

@@ -57,8 +57,10 @@
 pub mod error;
 pub mod model;
 pub mod notification;
+mod outbox;
 pub mod publish;
 pub mod retry;
+pub mod service;
 pub mod template;
 mod x509;
 

@@ -18,6 +18,86 @@ pub struct Config {
     pub server: ServerSection,
     pub storage: StorageSection,
     pub iam: IamSection,
+    pub notify: NotifySection,
+}
+
+/// `[notify]`: delivery of notifications.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySection {
+    /// First retry delay; each later one doubles, with full jitter, up to `retry_cap_ms`.
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    pub connect_timeout_ms: u64,
+    pub response_timeout_ms: u64,
+    /// PEM file of extra CA certificates trusted for HTTPS subscribers (besides the system's).
+    pub extra_ca_file: Option<PathBuf>,
+    pub smtp: Option<SmtpSection>,
+    pub sms: Option<SmsSection>,
+}
+
+impl Default for NotifySection {
+    fn default() -> Self {
+        NotifySection {
+            retry_base_ms: 1000,
+            retry_cap_ms: 300_000,
+            concurrency: 64,
+            connect_timeout_ms: 5000,
+            response_timeout_ms: 15_000,
+            extra_ca_file: None,
+            smtp: None,
+            sms: None,
+        }
+    }
+}
+
+/// `[notify.smtp]`: the mail server for email subscriptions. The password comes from
+/// `TRAILWATCH_SMTP_PASSWORD`, never from this file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_smtp_security")]
+    pub security: trailwatch_notify::service::SmtpSecurity,
+    pub username: Option<String>,
+    pub from: String,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+fn default_smtp_security() -> trailwatch_notify::service::SmtpSecurity {
+    trailwatch_notify::service::SmtpSecurity::Starttls
+}
+
+/// `[notify.sms]`: an HTTP SMS gateway. `url` and `body_template` may use `{to}` and `{message}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSection {
+    pub url: String,
+    #[serde(default = "default_sms_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub body_template: String,
+    /// Confirm SMS subscriptions at once (no confirmation text).
+    #[serde(default = "default_true")]
+    pub auto_confirm: bool,
+}
+
+fn default_sms_method() -> String {
+    "POST".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[server]`
@@ -224,11 +304,11 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
     })?;
     let mut errors = Vec::new();
     for key in table.keys() {
-        if !["version", "server", "storage", "iam"].contains(&key.as_str()) {
+        if !["version", "server", "storage", "iam", "notify"].contains(&key.as_str()) {
             errors.push(ConfigError {
                 location: location(src, None, Some(key)),
                 message: format!(
-                    "unknown key `{key}`; known top-level keys: version, server, storage, iam"
+                    "unknown key `{key}`; known top-level keys: version, server, storage, iam, notify"
                 ),
             });
         }
@@ -265,6 +345,22 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             &mut errors,
         ),
         iam: section(src, &table, "iam", &["token_ttl_hours"], &mut errors),
+        notify: section(
+            src,
+            &table,
+            "notify",
+            &[
+                "retry_base_ms",
+                "retry_cap_ms",
+                "concurrency",
+                "connect_timeout_ms",
+                "response_timeout_ms",
+                "extra_ca_file",
+                "smtp",
+                "sms",
+            ],
+            &mut errors,
+        ),
     };
     validate(src, &config, &mut errors);
     if errors.is_empty() {
@@ -275,6 +371,30 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
 }
 
 fn validate(src: &str, c: &Config, errors: &mut Vec<ConfigError>) {
+    let n = &c.notify;
+    if n.retry_base_ms == 0 || n.retry_cap_ms < n.retry_base_ms || n.retry_cap_ms > 86_400_000 {
+        errors.push(ConfigError {
+            location: location(src, Some("notify"), Some("retry_cap_ms")),
+            message: format!(
+                "retry_base_ms ({}) must be > 0 and retry_cap_ms ({}) between it and one day",
+                n.retry_base_ms, n.retry_cap_ms
+            ),
+        });
+    }
+    if !(1..=4096).contains(&n.concurrency) {
+        errors.push(ConfigError {
+            location: location(src, Some("notify"), Some("concurrency")),
+            message: format!("{} is out of range (1 – 4096)", n.concurrency),
+        });
+    }
+    if let Some(sms) = &n.sms
+        && !(sms.url.starts_with("http://") || sms.url.starts_with("https://"))
+    {
+        errors.push(ConfigError {
+            location: location(src, Some("notify.sms"), Some("url")),
+            message: format!("`{}` must start with http:// or https://", sms.url),
+        });
+    }
     let mut err = |section: &str, key: &str, message: String| {
         errors.push(ConfigError {
             location: location(src, Some(section), Some(key)),

@@ -13,6 +13,8 @@ use anyhow::Context;
 use clap::Parser;
 use trailwatch_api::server::{BootstrapSecrets, ServerOptions};
 use trailwatch_iam::secret::Secret;
+use trailwatch_notify::Backoff;
+use trailwatch_notify::service::{NotifyConfig, SmsConfig, SmtpConfig};
 
 use crate::cli::{Cli, Command, ConfigCommand, ServeArgs, TracesCommand};
 
@@ -123,6 +125,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{local}"));
     options.token_ttl_ms = i64::from(config.iam.token_ttl_hours) * 3_600_000;
     options.retention_days = Some(config.storage.trace_retention_days).filter(|d| *d > 0);
+    options.notify = notify_config(&config.notify)?;
     options.bootstrap = BootstrapSecrets {
         admin_password: env_secret("TRAILWATCH_ADMIN_PASSWORD").map(Secret::new),
         admin_access_key: env_secret("TRAILWATCH_ADMIN_AK"),
@@ -133,6 +136,45 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     trailwatch_api::server::run(listener, options, shutdown_signal())
         .await
         .context("server failed")
+}
+
+fn notify_config(n: &config::NotifySection) -> anyhow::Result<NotifyConfig> {
+    use std::time::Duration;
+    let mut c = NotifyConfig::new("local", "http://127.0.0.1:8840");
+    c.backoff = Backoff::new(
+        Duration::from_millis(n.retry_base_ms),
+        Duration::from_millis(n.retry_cap_ms),
+    )
+    .map_err(|e| anyhow::anyhow!("[notify] retry: {e}"))?;
+    c.concurrency = n.concurrency;
+    c.connect_timeout = Duration::from_millis(n.connect_timeout_ms);
+    c.response_timeout = Duration::from_millis(n.response_timeout_ms);
+    if let Some(path) = &n.extra_ca_file {
+        c.extra_ca_pem = Some(
+            std::fs::read(path)
+                .with_context(|| format!("[notify] extra_ca_file {}", path.display()))?,
+        );
+    }
+    c.smtp = n.smtp.as_ref().map(|s| SmtpConfig {
+        host: s.host.clone(),
+        port: s.port,
+        security: s.security,
+        username: s.username.clone(),
+        password: env_secret("TRAILWATCH_SMTP_PASSWORD"),
+        from: s.from.clone(),
+    });
+    c.sms = n.sms.as_ref().map(|s| SmsConfig {
+        url: s.url.clone(),
+        method: s.method.clone(),
+        headers: s
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        body_template: s.body_template.clone(),
+        auto_confirm: s.auto_confirm,
+    });
+    Ok(c)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

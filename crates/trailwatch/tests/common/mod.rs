@@ -2,6 +2,8 @@
 //! and connects clients to it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
