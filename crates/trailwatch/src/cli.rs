@@ -49,6 +49,108 @@ pub enum Command {
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Notification topics (SMN).
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Subscriptions of topics: email, sms, http, https.
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCommand),
+    /// Publish a message to a topic.
+    Publish {
+        /// Topic name or URN.
+        topic: String,
+        /// The message text.
+        message: String,
+        #[arg(long)]
+        subject: Option<String>,
+        /// Seconds the message may wait for delivery before it becomes a dead letter (default 3600).
+        #[arg(long)]
+        ttl: Option<u32>,
+    },
+    /// Delivery attempts of a published message.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+    /// Dead letters: deliveries that failed for good.
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create a topic (an existing one of that name is returned).
+    Create {
+        name: String,
+        /// Sender name of emails.
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Delete a topic and its subscriptions.
+    Delete { topic: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Subscribe an endpoint; email and http(s) endpoints get a confirmation first.
+    Add {
+        /// Topic name or URN.
+        topic: String,
+        /// email, sms, http, https or functionstage.
+        protocol: String,
+        /// Address, E.164 phone number, URL or function URN. (Not `endpoint`: that id is the
+        /// global server flag.)
+        #[arg(value_name = "ENDPOINT")]
+        address: String,
+        #[arg(long, default_value = "")]
+        remark: String,
+        /// An `x-…` header added to HTTP(S) deliveries, as NAME=VALUE (repeatable).
+        #[arg(long)]
+        header: Vec<String>,
+    },
+    List {
+        /// Only this topic's subscriptions.
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Open a confirmation link (as received by email or SMS).
+    Confirm {
+        url: String,
+    },
+    Delete {
+        subscription_urn: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// Each subscriber's delivery of a message, with every attempt.
+    List {
+        #[arg(long)]
+        message_id: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Queue dead letters again (all, or the given delivery ids).
+    Replay { delivery_ids: Vec<i64> },
 }
 
 #[derive(Debug, Args)]

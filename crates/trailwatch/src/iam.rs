@@ -93,7 +93,8 @@ pub async fn run(client: &Client, command: &IamCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_list(items: &[Value], output: OutputFormat, columns: &[&str]) {
+/// Prints JSON objects as a table of `columns`, or as pretty JSON.
+pub fn print_list(items: &[Value], output: OutputFormat, columns: &[&str]) {
     if output == OutputFormat::Json {
         println!(
             "{}",

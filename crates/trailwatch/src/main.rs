@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod connect;
 mod iam;
+mod notify_cli;
 mod traces;
 
 use std::process::ExitCode;
@@ -16,7 +17,9 @@ use trailwatch_iam::secret::Secret;
 use trailwatch_notify::Backoff;
 use trailwatch_notify::service::{NotifyConfig, SmsConfig, SmtpConfig};
 
-use crate::cli::{Cli, Command, ConfigCommand, ServeArgs, TracesCommand};
+use crate::cli::{
+    Cli, Command, ConfigCommand, DeliveriesCommand, NotificationsCommand, ServeArgs, TracesCommand,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -68,6 +71,39 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Iam(command) => {
             let client = connect::client(&cli.connection).await?;
             iam::run(&client, command).await.map(|()| true)
+        }
+        Command::Topics(command) => {
+            let client = connect::client(&cli.connection).await?;
+            notify_cli::topics(&client, command).await.map(|()| true)
+        }
+        Command::Subscriptions(command) => {
+            let client = connect::client(&cli.connection).await?;
+            notify_cli::subscriptions(&client, command)
+                .await
+                .map(|()| true)
+        }
+        Command::Publish {
+            topic,
+            message,
+            subject,
+            ttl,
+        } => {
+            let client = connect::client(&cli.connection).await?;
+            notify_cli::publish(&client, topic, subject.as_deref(), message, *ttl)
+                .await
+                .map(|()| true)
+        }
+        Command::Deliveries(DeliveriesCommand::List { message_id, output }) => {
+            let client = connect::client(&cli.connection).await?;
+            notify_cli::deliveries(&client, message_id, *output)
+                .await
+                .map(|()| true)
+        }
+        Command::Notifications(NotificationsCommand::DeadLetters(command)) => {
+            let client = connect::client(&cli.connection).await?;
+            notify_cli::dead_letters(&client, command)
+                .await
+                .map(|()| true)
         }
     }
 }

@@ -251,3 +251,117 @@ fn config_check_reports_every_problem() {
     assert!(text.contains("line 6, [iam] token_ttl_hours"), "{text}");
     assert!(text.contains("3 problem(s) found"), "{text}");
 }
+
+/// The SMN commands end to end: topic, subscription, confirmation, publish, delivery record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_commands() {
+    let server = Server::start();
+    let receiver = common::receiver::Receiver::start().await;
+    let run = |args: Vec<String>| {
+        let url = server.url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let out = Command::new(common::bin())
+                    .args(&args)
+                    .env("TRAILWATCH_ENDPOINT", url)
+                    .env("TRAILWATCH_AK", ADMIN_AK)
+                    .env("TRAILWATCH_SK", ADMIN_SK)
+                    .env("HOME", "/nonexistent-home")
+                    .env_remove("TRAILWATCH_PROFILE")
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let created = run(s(&[
+        "topics",
+        "create",
+        "alarms",
+        "--display-name",
+        "Audit alarms",
+    ]))
+    .await;
+    assert!(created.starts_with("created urn:smn:local:"), "{created}");
+    let sub = run(s(&[
+        "subscriptions",
+        "add",
+        "alarms",
+        "http",
+        &receiver.url,
+        "--header",
+        "x-team=secops",
+    ]))
+    .await;
+    assert!(sub.trim().starts_with("urn:smn:local:"), "{sub}");
+    let confirmation = receiver
+        .wait_for(
+            "SubscriptionConfirmation",
+            1,
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    let link = confirmation[0].body["subscribe_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let confirmed = run(s(&["subscriptions", "confirm", &link])).await;
+    assert!(confirmed.contains(sub.trim()), "{confirmed}");
+    let message_id = run(s(&[
+        "publish",
+        "alarms",
+        "Illegal operation",
+        "--subject",
+        "CTSTrigger",
+    ]))
+    .await;
+    let got = receiver
+        .wait_for("Notification", 1, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(got[0].body["message_id"], message_id.trim());
+    assert_eq!(got[0].header("x-team"), Some("secops"));
+    let deliveries = run(s(&[
+        "deliveries",
+        "list",
+        "--message-id",
+        message_id.trim(),
+    ]))
+    .await;
+    assert!(
+        deliveries.contains("delivered after 1 attempt(s)"),
+        "{deliveries}"
+    );
+    let subs = run(s(&[
+        "subscriptions",
+        "list",
+        "--topic",
+        "alarms",
+        "--output",
+        "json",
+    ]))
+    .await;
+    let subs: Vec<Value> = serde_json::from_str(&subs).unwrap();
+    assert_eq!(subs[0]["status"], 1);
+    let dead = run(s(&[
+        "notifications",
+        "dead-letters",
+        "list",
+        "--output",
+        "json",
+    ]))
+    .await;
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&dead).unwrap().len(), 0);
+    let topics = run(s(&["topics", "list", "--output", "json"])).await;
+    assert!(
+        topics.contains("\"display_name\": \"Audit alarms\""),
+        "{topics}"
+    );
+}
