@@ -45,6 +45,19 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         queries: usize,
     },
+    /// SMN: publish → webhook latency at a fixed rate, durable publish throughput (wrk), and the
+    /// tutorial's delivery path (one Python `requests.post` process per alarm) as the peer.
+    Smn {
+        /// Publishes per second for the latency run.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Seconds of the latency run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Alarms sent through the Python peer.
+        #[arg(long, default_value_t = 200)]
+        peer_alarms: usize,
+    },
     /// The peer: parse each POSTed batch with serde_json and answer 200. Runs until killed.
     PeerAxum {
         #[arg(long)]
@@ -531,5 +544,212 @@ async fn main() -> anyhow::Result<()> {
         } => ingest(&duration, connections).await,
         Cmd::Query { traces, queries } => query(traces, queries).await,
         Cmd::PeerAxum { listen } => peer_axum(&listen).await,
+        Cmd::Smn {
+            rate,
+            seconds,
+            peer_alarms,
+        } => smn_bench(rate, seconds, peer_alarms).await,
     }
+}
+
+/// Arrival times (since `origin`) of notifications by message_id, recorded by the bench's
+/// webhook receiver, which also confirms its subscription as a real receiver would.
+#[derive(Clone)]
+struct Arrivals {
+    origin: Instant,
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn bench_receiver(arrivals: Arrivals) -> anyhow::Result<String> {
+    use axum::routing::post;
+    async fn hook(
+        axum::extract::State(a): axum::extract::State<Arrivals>,
+        body: bytes::Bytes,
+    ) -> axum::http::StatusCode {
+        let at = a.origin.elapsed().as_secs_f64() * 1000.0;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match v["type"].as_str() {
+            Some("SubscriptionConfirmation") => {
+                if let Some(url) = v["subscribe_url"].as_str().map(str::to_owned) {
+                    tokio::spawn(async move {
+                        let _ = reqwest::get(url).await;
+                    });
+                }
+            }
+            Some("Notification") | None => {
+                let id = v["message_id"].as_str().unwrap_or("peer").to_owned();
+                if let Ok(mut m) = a.seen.lock() {
+                    m.entry(id).or_insert(at);
+                }
+                a.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        axum::http::StatusCode::OK
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .with_state(arrivals);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn smn_bench(rate: u32, seconds: u32, peer_alarms: usize) -> anyhow::Result<()> {
+    let data = work_dir()?.join("tw-smn");
+    let _ = std::fs::remove_dir_all(&data);
+    let (tw, url) = start_trailwatch(&data)?;
+    let client = admin_client(&url).await?;
+    let (token, _) = client.password_token(Some("default")).await?;
+    let pid = client.project_id().to_owned();
+    let arrivals = Arrivals {
+        origin: Instant::now(),
+        seen: Default::default(),
+        count: Default::default(),
+    };
+    let hook = bench_receiver(arrivals.clone()).await?;
+    let http = reqwest::Client::new();
+    let topic: Value = http
+        .post(format!("{url}/v2/{pid}/notifications/topics"))
+        .header("X-Auth-Token", &token)
+        .body(json!({"name": "bench"}).to_string())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let topic_urn = topic["topic_urn"].as_str().unwrap_or_default().to_owned();
+    http.post(format!(
+        "{url}/v2/{pid}/notifications/topics/{topic_urn}/subscriptions"
+    ))
+    .header("X-Auth-Token", &token)
+    .body(json!({"protocol": "http", "endpoint": hook}).to_string())
+    .send()
+    .await?;
+    // Wait for the receiver to confirm.
+    for _ in 0..200 {
+        let subs: Value = http
+            .get(format!("{url}/v2/{pid}/notifications/subscriptions"))
+            .header("X-Auth-Token", &token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if subs["subscriptions"][0]["status"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let publish_url = format!("{url}/v2/{pid}/notifications/topics/{topic_urn}/publish");
+
+    // 1. Latency at a fixed rate: acknowledgment → webhook arrival.
+    let total = (rate * seconds) as usize;
+    let acks = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(total)));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for i in 0..total {
+        tick.tick().await;
+        let (http, u, t, acks, origin) = (
+            http.clone(),
+            publish_url.clone(),
+            token.clone(),
+            acks.clone(),
+            arrivals.origin,
+        );
+        tasks.spawn(async move {
+            let body = json!({"subject": "CTSTrigger", "message": format!("Illegal operation[  IP:198.51.100.{},  Action:login]", i % 250)});
+            if let Ok(r) = http.post(&u).header("X-Auth-Token", &t).body(body.to_string()).send().await
+                && r.status().is_success()
+                && let Ok(v) = r.json::<Value>().await
+            {
+                let at = origin.elapsed().as_secs_f64() * 1000.0;
+                if let (Some(id), Ok(mut a)) = (v["message_id"].as_str(), acks.lock()) {
+                    a.push((id.to_owned(), at));
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let offered = total as f64 / started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while arrivals.count.load(std::sync::atomic::Ordering::Relaxed) < total
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acks = acks.lock().map(|a| a.clone()).unwrap_or_default();
+    let seen = arrivals.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut latencies: Vec<f64> = acks
+        .iter()
+        .filter_map(|(id, ack)| seen.get(id).map(|arr| (arr - ack).max(0.0)))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let delivered = latencies.len();
+
+    // 2. Durable publish throughput with wrk (same script as ingest).
+    let body_dir = work_dir()?.join("smn-bodies");
+    std::fs::create_dir_all(&body_dir)?;
+    for i in 0..100 {
+        let body = json!({"subject": "CTSTrigger", "message": format!("Illegal operation[  IP:203.0.113.{i},  Action:logout]")});
+        std::fs::write(body_dir.join(format!("body{i}.json")), body.to_string())?;
+    }
+    let wrk = run_wrk(&publish_url, "10s", 32, &body_dir, 100, &token)?;
+    let (_, peak) = rss_mib(tw.pid());
+    drop(tw);
+
+    // 3. The peer: the tutorial's delivery path, one Python process with requests.post per alarm.
+    let peer_hook = hook.clone();
+    let script = "import json, sys, requests\nbody = {'message': 'Illegal operation[  IP:198.51.100.7,  Action:login]', 'subject': 'CTSTrigger'}\nr = requests.post(sys.argv[1], headers={'accept': 'application/json'}, data=json.dumps(body))\nsys.exit(0 if r.status_code == 200 else 1)\n";
+    let before = arrivals.count.load(std::sync::atomic::Ordering::Relaxed);
+    let peer_started = Instant::now();
+    let mut peer_lat = Vec::with_capacity(peer_alarms);
+    let mut peer_failed = 0;
+    for _ in 0..peer_alarms {
+        let t = Instant::now();
+        let ok = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&peer_hook)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            peer_lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            peer_failed += 1;
+        }
+    }
+    let peer_rate = peer_alarms as f64 / peer_started.elapsed().as_secs_f64();
+    let peer_received = arrivals.count.load(std::sync::atomic::Ordering::Relaxed) - before;
+    peer_lat.sort_by(f64::total_cmp);
+
+    let result = json!({
+        "latency_run": {
+            "offered_publishes_per_s": offered.round(), "published": acks.len(), "delivered": delivered,
+            "ack_to_webhook_p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99),
+            "p999_ms": percentile(&latencies, 0.999), "max_ms": percentile(&latencies, 1.0),
+        },
+        "publish_api": {"messages_per_s": wrk.requests_per_s.round(), "p50_ms": wrk.p50_ms, "p99_ms": wrk.p99_ms, "non_2xx": wrk.non_2xx},
+        "trailwatch_rss_peak_mib": peak,
+        "peer_python_requests_process_per_alarm": {
+            "alarms": peer_alarms, "received": peer_received, "failed": peer_failed,
+            "alarms_per_s": (peer_rate * 10.0).round() / 10.0,
+            "p50_ms": percentile(&peer_lat, 0.5), "p99_ms": percentile(&peer_lat, 0.99),
+        },
+        "ratio_publish_throughput_vs_peer": (wrk.requests_per_s / peer_rate).round(),
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    append_result("smn", &result)
 }

@@ -181,11 +181,7 @@ pub(crate) fn cursor_position(conn: &Connection, name: &str) -> Result<u64> {
 /// Deletes up to `chunk` of the oldest traces ingested before `cutoff_ms`. Rows are visited in
 /// `seq` order and the scan stops at the first row that is too new or not yet consumed, so a
 /// retention pass costs the rows it deletes, not a scan of the whole log.
-pub(crate) fn delete_expired_chunk(
-    tx: &rusqlite::Transaction<'_>,
-    cutoff_ms: i64,
-    chunk: usize,
-) -> Result<u64> {
+pub(crate) fn delete_expired_chunk(tx: &Connection, cutoff_ms: i64, chunk: usize) -> Result<u64> {
     let min_cursor: Option<i64> = tx.query_row("SELECT min(seq) FROM cursors", [], |r| r.get(0))?;
     let limit_seq = min_cursor.unwrap_or(i64::MAX);
     let mut last = None;

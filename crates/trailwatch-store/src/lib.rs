@@ -272,23 +272,28 @@ impl Store {
         Ok(outcomes)
     }
 
-    /// Runs `f` in one write transaction on the writer thread and commits it.
-    /// This is how a consumer stores its effect and advances its cursor atomically.
+    /// Runs `f` on the writer thread inside the next group commit, under its own savepoint: if
+    /// `f` fails (or panics) only its own changes are rolled back. Answers after the group's
+    /// `COMMIT`, so what `f` wrote is durable when this returns `Ok`. This is how a consumer
+    /// stores its effect and advances its cursor atomically.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job = writer::Job::Write(Box::new(move |conn: &mut Connection| {
-            let result = (|| {
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let value = f(&tx)?;
-                tx.commit()?;
-                Ok(value)
-            })();
-            let _ = reply.send(result);
+        let job = writer::Job::Write(Box::new(move |conn: &Connection| {
+            let result = f(conn);
+            let succeeded = result.is_ok();
+            let finish: writer::Finish =
+                Box::new(move |commit: std::result::Result<(), String>| {
+                    let _ = reply.send(match (result, commit) {
+                        (Ok(v), Ok(())) => Ok(v),
+                        (Err(e), _) => Err(e),
+                        (Ok(_), Err(msg)) => Err(StoreError::CommitFailed(msg)),
+                    });
+                });
+            (succeeded, finish)
         }));
         self.inner
             .writer
@@ -420,7 +425,7 @@ impl Store {
 
 /// Advances the named cursor to `seq` inside the caller's transaction. A cursor never moves
 /// backwards: an older `seq` (a replayed batch) leaves it where it is.
-pub fn set_cursor(tx: &rusqlite::Transaction<'_>, name: &str, seq: u64) -> Result<()> {
+pub fn set_cursor(tx: &Connection, name: &str, seq: u64) -> Result<()> {
     tx.execute(
         "INSERT INTO cursors(name, seq, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at",

@@ -1,16 +1,21 @@
 //! The single writer thread and its group commit.
 //!
 //! Jobs queue on a bounded channel (backpressure for ingest). The thread takes the first job,
-//! then drains whatever else is already queued, up to `max_group_traces` traces, and writes all
-//! consecutive appends in one transaction: one fsync serves every caller in the group. Callers
-//! are answered after `COMMIT` returns — never before.
+//! then drains whatever else is already queued (up to `max_group_traces` traces), and runs the
+//! whole group in one transaction, each job under its own savepoint so that a failing job rolls
+//! back alone: one fsync serves every caller in the group. Callers are answered after `COMMIT`
+//! returns — never before.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{AppendOutcome, NewTrace, Result, StoreError, now_ms};
 
-pub(crate) type WriteFn = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Called after the group's `COMMIT` with its result: sends the caller its answer.
+pub(crate) type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+/// A write job: runs inside the group transaction (under its own savepoint) and says whether it
+/// succeeded (its changes are kept) or failed (its savepoint is rolled back).
+pub(crate) type WriteFn = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 /// Outcomes of one append job and the key of its project.
 type AppendResult = (Vec<AppendOutcome>, i64);
 type AppendReply = oneshot::Sender<Result<AppendResult>>;
@@ -64,7 +69,8 @@ fn run(
     while let Some(first) = rx.blocking_recv() {
         pending.push(first);
         let mut traces = pending_traces(&pending);
-        while traces < max_group {
+        // Everything already queued joins this group: one fsync answers all of it.
+        while traces < max_group && pending.len() < 4096 {
             match rx.try_recv() {
                 Ok(job) => {
                     if let Job::Append { traces: t, .. } = &job {
@@ -75,32 +81,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        let mut appends = Vec::new();
-        for job in pending.drain(..) {
-            match job {
-                Job::Append {
-                    project_id,
-                    traces,
-                    reply,
-                } => appends.push((project_id, traces, reply)),
-                Job::Write(f) => {
-                    // Keep the order callers observe: appends queued before a write commit first.
-                    commit_appends(&mut conn, std::mem::take(&mut appends), &head);
-                    // A panicking closure must not take the writer (and so the whole store) down:
-                    // its transaction rolls back while unwinding, and its caller sees `Closed`
-                    // because the reply is dropped.
-                    let conn_ref = &mut conn;
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || f(conn_ref)))
-                        .is_err()
-                    {
-                        tracing::error!(
-                            "a store write panicked; it was rolled back and the store goes on"
-                        );
-                    }
-                }
-            }
-        }
-        commit_appends(&mut conn, appends, &head);
+        commit_group(&mut conn, std::mem::take(&mut pending), &head);
     }
 }
 
@@ -113,58 +94,136 @@ fn pending_traces(jobs: &[Job]) -> usize {
         .sum()
 }
 
-fn commit_appends(
-    conn: &mut Connection,
-    appends: Vec<(String, Vec<NewTrace>, AppendReply)>,
-    head: &watch::Sender<u64>,
-) {
-    if appends.is_empty() {
-        return;
-    }
-    let result = (|| -> Result<(Vec<AppendResult>, u64)> {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let ingested_at = now_ms();
-        let mut results = Vec::with_capacity(appends.len());
-        let mut max_seq = 0u64;
-        for (project_id, traces, _) in &appends {
-            let key = project_key(&tx, project_id)?;
-            let mut outcomes = Vec::with_capacity(traces.len());
-            for t in traces {
-                let outcome = insert_trace(&tx, key, t, ingested_at)?;
-                if let AppendOutcome::Inserted { seq } = outcome {
-                    max_seq = max_seq.max(seq);
-                }
-                outcomes.push(outcome);
-            }
-            results.push((outcomes, key));
-        }
-        tx.commit()?;
-        Ok((results, max_seq))
-    })();
-    match result {
-        Ok((results, max_seq)) => {
-            if max_seq > 0 {
-                head.send_if_modified(|h| {
-                    let changed = max_seq > *h;
-                    *h = (*h).max(max_seq);
-                    changed
-                });
-            }
-            for ((_, _, reply), r) in appends.into_iter().zip(results) {
-                let _ = reply.send(Ok(r));
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed; no trace of the group was acknowledged");
-            let msg = e.to_string();
-            for (_, _, reply) in appends {
+/// What one job of a group produced, answered after the group's `COMMIT`.
+enum Done {
+    Append(AppendReply, Result<AppendResult>),
+    Write(Finish),
+    /// The job panicked or its savepoint failed: rolled back, and its caller sees `Closed`.
+    Dropped,
+}
+
+/// Runs a group of jobs in one transaction, each under its own savepoint, commits once, then
+/// answers every caller with the commit's result.
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>, head: &watch::Sender<u64>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        tracing::error!(error = %msg, "cannot begin a write transaction");
+        for job in jobs {
+            if let Job::Append { reply, .. } = job {
                 let _ = reply.send(Err(StoreError::CommitFailed(msg.clone())));
             }
+        }
+        return;
+    }
+    let ingested_at = now_ms();
+    let mut done = Vec::with_capacity(jobs.len());
+    let mut max_seq = 0u64;
+    for job in jobs {
+        match job {
+            Job::Append {
+                project_id,
+                traces,
+                reply,
+            } => {
+                let result = in_savepoint(conn, |c| append(c, &project_id, &traces, ingested_at));
+                if let Ok((outcomes, _)) = &result {
+                    for o in outcomes {
+                        if let AppendOutcome::Inserted { seq } = o {
+                            max_seq = max_seq.max(*seq);
+                        }
+                    }
+                }
+                done.push(Done::Append(reply, result));
+            }
+            Job::Write(f) => done.push(run_write(conn, f)),
+        }
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    if let Err(msg) = &commit {
+        tracing::error!(error = %msg, "group commit failed; nothing of the group was acknowledged");
+        let _ = conn.execute_batch("ROLLBACK");
+    } else if max_seq > 0 {
+        head.send_if_modified(|h| {
+            let changed = max_seq > *h;
+            *h = (*h).max(max_seq);
+            changed
+        });
+    }
+    for d in done {
+        match d {
+            Done::Append(reply, result) => {
+                let answer = match (&commit, result) {
+                    (Ok(()), r) => r,
+                    (Err(msg), _) => Err(StoreError::CommitFailed(msg.clone())),
+                };
+                let _ = reply.send(answer);
+            }
+            Done::Write(finish) => finish(commit.clone()),
+            Done::Dropped => {}
         }
     }
 }
 
-fn project_key(tx: &rusqlite::Transaction<'_>, project_id: &str) -> Result<i64> {
+/// Runs one write job under its own savepoint. A panicking job must not take the writer (and so
+/// the whole store) down: its savepoint is rolled back while the group goes on.
+fn run_write(conn: &mut Connection, f: WriteFn) -> Done {
+    let mut sp = match conn.savepoint() {
+        Ok(sp) => sp,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open a savepoint");
+            return Done::Dropped;
+        }
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&sp))) {
+        Ok((true, finish)) => match sp.commit() {
+            Ok(()) => Done::Write(finish),
+            Err(e) => {
+                finish(Err(e.to_string()));
+                Done::Dropped
+            }
+        },
+        Ok((false, finish)) => {
+            let _ = sp.rollback();
+            Done::Write(finish)
+        }
+        Err(_) => {
+            let _ = sp.rollback();
+            tracing::error!("a store write panicked; it was rolled back and the store goes on");
+            Done::Dropped
+        }
+    }
+}
+
+/// Runs `f` under a savepoint: kept on `Ok`, rolled back on `Err`.
+fn in_savepoint<T>(conn: &mut Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let mut sp = conn.savepoint()?;
+    match f(&sp) {
+        Ok(v) => {
+            sp.commit()?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = sp.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn append(
+    c: &Connection,
+    project_id: &str,
+    traces: &[NewTrace],
+    ingested_at: i64,
+) -> Result<AppendResult> {
+    let key = project_key(c, project_id)?;
+    let mut outcomes = Vec::with_capacity(traces.len());
+    for t in traces {
+        outcomes.push(insert_trace(c, key, t, ingested_at)?);
+    }
+    Ok((outcomes, key))
+}
+
+fn project_key(tx: &Connection, project_id: &str) -> Result<i64> {
     let mut stmt = tx.prepare_cached("SELECT key FROM trace_projects WHERE project_id = ?1")?;
     if let Some(key) = stmt.query_row([project_id], |r| r.get(0)).optional()? {
         return Ok(key);
@@ -177,7 +236,7 @@ fn project_key(tx: &rusqlite::Transaction<'_>, project_id: &str) -> Result<i64> 
 }
 
 fn insert_trace(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     key: i64,
     t: &NewTrace,
     ingested_at: i64,
