@@ -706,6 +706,21 @@ async fn smn_bench(rate: u32, seconds: u32, peer_alarms: usize) -> anyhow::Resul
         std::fs::write(body_dir.join(format!("body{i}.json")), body.to_string())?;
     }
     let wrk = run_wrk(&publish_url, "10s", 32, &body_dir, 100, &token)?;
+    // The same on a topic without subscribers: the publish API alone (durable accept), without
+    // the deliveries (and their RSA signatures) competing for the two cores.
+    let bare: Value = http
+        .post(format!("{url}/v2/{pid}/notifications/topics"))
+        .header("X-Auth-Token", &token)
+        .body(json!({"name": "bench-no-subscribers"}).to_string())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let bare_url = format!(
+        "{url}/v2/{pid}/notifications/topics/{}/publish",
+        bare["topic_urn"].as_str().unwrap_or_default()
+    );
+    let wrk_bare = run_wrk(&bare_url, "10s", 32, &body_dir, 100, &token)?;
     let (_, peak) = rss_mib(tw.pid());
     drop(tw);
 
@@ -741,7 +756,8 @@ async fn smn_bench(rate: u32, seconds: u32, peer_alarms: usize) -> anyhow::Resul
             "ack_to_webhook_p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99),
             "p999_ms": percentile(&latencies, 0.999), "max_ms": percentile(&latencies, 1.0),
         },
-        "publish_api": {"messages_per_s": wrk.requests_per_s.round(), "p50_ms": wrk.p50_ms, "p99_ms": wrk.p99_ms, "non_2xx": wrk.non_2xx},
+        "publish_api_one_http_subscriber": {"messages_per_s": wrk.requests_per_s.round(), "p50_ms": wrk.p50_ms, "p99_ms": wrk.p99_ms, "non_2xx": wrk.non_2xx},
+        "publish_api_no_subscriber": {"messages_per_s": wrk_bare.requests_per_s.round(), "p50_ms": wrk_bare.p50_ms, "p99_ms": wrk_bare.p99_ms, "non_2xx": wrk_bare.non_2xx},
         "trailwatch_rss_peak_mib": peak,
         "peer_python_requests_process_per_alarm": {
             "alarms": peer_alarms, "received": peer_received, "failed": peer_failed,
