@@ -119,6 +119,22 @@ fn breaker_key(d: &DueDelivery) -> String {
     }
 }
 
+/// `e` and its causes, for the attempt log: reqwest's own text names only the URL, while why
+/// the request failed (refused, certificate not trusted, ...) is in its sources.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 impl Notifier {
     /// Runs the outbox until `shutdown` resolves.
     pub async fn run_outbox(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
@@ -340,12 +356,13 @@ impl Notifier {
             }
             Err(e) if e.is_builder() => Err(Failure::Permanent(format!("invalid request: {e}"))),
             Err(e) => Err(Failure::Retriable(format!(
-                "{}: {e}",
+                "{}: {}",
                 if e.is_timeout() {
                     "timeout"
                 } else {
                     "connection"
-                }
+                },
+                with_causes(&e)
             ))),
         }
     }
@@ -375,7 +392,9 @@ impl Notifier {
         let to = to
             .parse()
             .map_err(|e| Failure::Permanent(format!("recipient address: {e}")))?;
+        // A Message-ID (RFC 5322 SHOULD): some providers reject or downrank mail without one.
         let message = lettre::Message::builder()
+            .message_id(None)
             .from(from)
             .to(to)
             .subject(subject)
@@ -437,7 +456,10 @@ impl Notifier {
                     }
                 }
             }
-            Err(e) => Err(Failure::Retriable(format!("gateway connection: {e}"))),
+            Err(e) => Err(Failure::Retriable(format!(
+                "gateway connection: {}",
+                with_causes(&e)
+            ))),
         }
     }
 }

@@ -459,6 +459,9 @@ impl Notifier {
                 let url = self.subscribe_url(&topic_urn_text, t);
                 match protocol {
                     Protocol::Http | Protocol::Https => confirmation_text.clone(),
+                    // Link first: SMS text is cut to 490 characters, which a long topic URN
+                    // (it is in the text and in the link) would otherwise take the link's end.
+                    Protocol::Sms => format!("{url}\n\n{confirmation_text}"),
                     _ => format!("{confirmation_text}\n\n{url}"),
                 }
             }

@@ -126,6 +126,24 @@ impl Server {
         s
     }
 
+    /// SIGKILL and start again on the same data directory with the configuration text
+    /// `config` (new port): the same topics, subscriptions and outbox, other settings.
+    pub fn restart_with_config(mut self, config: &str) -> Server {
+        self.kill9();
+        let tmp = self._tmp.take();
+        let data_dir = self.data_dir.clone();
+        let path = match &tmp {
+            Some(t) => t.path().join("trailwatch.toml"),
+            None => data_dir.with_extension("toml"),
+        };
+        // Dropped before the new process starts: its log file has the same name.
+        drop(self);
+        std::fs::write(&path, config).unwrap();
+        let mut s = Server::spawn(&data_dir, Some(path), "127.0.0.1:0");
+        s._tmp = tmp;
+        s
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
