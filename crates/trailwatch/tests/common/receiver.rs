@@ -67,13 +67,20 @@ async fn handle(
 
 impl Receiver {
     pub async fn start() -> Receiver {
+        Receiver::start_on(0).await
+    }
+
+    /// Starts on a given port (0 = any): a receiver can come back where it was.
+    pub async fn start_on(port: u16) -> Receiver {
         let received = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(Behaviour::default());
         behaviour.fail_status.store(503, Ordering::SeqCst);
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(handle))
             .with_state((received.clone(), behaviour.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
