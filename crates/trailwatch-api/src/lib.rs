@@ -121,6 +121,18 @@ pub fn router(state: AppState) -> Router {
             post(smn::publish),
         )
         .route(
+            "/v2/{project_id}/notifications/topics/{topic_urn}/hygiene",
+            get(smn::get_hygiene).put(smn::put_hygiene),
+        )
+        .route(
+            "/v2/{project_id}/notifications/silences",
+            get(smn::list_silences).post(smn::create_silence),
+        )
+        .route(
+            "/v2/{project_id}/notifications/silences/{silence_id}",
+            delete(smn::expire_silence),
+        )
+        .route(
             "/v2/{project_id}/notifications/subscriptions",
             get(smn::list_subscriptions),
         )

@@ -321,6 +321,8 @@ pub async fn add_subscription(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// Every check `subscribe` makes that does not need the store, so that a batch with one bad item
+/// creates nothing.
 fn validate_item(app: &AppState, item: &Value) -> Result<(), SmnError> {
     let protocol = item
         .get("protocol")
@@ -336,9 +338,31 @@ fn validate_item(app: &AppState, item: &Value) -> Result<(), SmnError> {
         trailwatch_notify::model::check_remark(r)?;
     }
     if let Some(h) = item.pointer("/extension/header") {
-        trailwatch_notify::ExtensionHeaders::parse(h)?;
+        let headers = trailwatch_notify::ExtensionHeaders::parse(h)?;
+        let http = matches!(
+            protocol,
+            trailwatch_notify::Protocol::Http | trailwatch_notify::Protocol::Https
+        );
+        if !headers.is_empty() && !http {
+            return Err(SmnError::bad_request(
+                "SMN.0043",
+                "extension.header is only allowed for http and https subscriptions",
+            ));
+        }
     }
-    let _ = app;
+    let config = app.notifier.config();
+    if protocol == trailwatch_notify::Protocol::Sms && config.sms.is_none() {
+        return Err(SmnError::bad_request(
+            "SMN.0011",
+            "no SMS gateway is configured on this server ([notify.sms])",
+        ));
+    }
+    if protocol == trailwatch_notify::Protocol::Email && config.smtp.is_none() {
+        return Err(SmnError::bad_request(
+            "SMN.0011",
+            "no SMTP server is configured on this server ([notify.smtp])",
+        ));
+    }
     Ok(())
 }
 
@@ -562,8 +586,159 @@ pub async fn message_deliveries(
             v
         })
         .collect();
+    let hygiene = app
+        .notifier
+        .message_hygiene(&scope.project_id, &message_id)
+        .await
+        .map_err(smn)?;
+    Ok(Json(json!({
+        "request_id": request_id(),
+        "silenced_by": hygiene.silenced_by,
+        "deduplicated_into": hygiene.deduplicated_into,
+        "summary_message_id": hygiene.summary_message_id,
+        "summary_of": hygiene.summary_of,
+        "deliveries": items,
+    })))
+}
+
+// ---- alarm hygiene (trailwatch) ----------------------------------------------------------
+
+fn hygiene_json(urn: &str, dedup_window_seconds: u32) -> Value {
+    json!({
+        "request_id": request_id(), "topic_urn": urn, "dedup_window_seconds": dedup_window_seconds,
+    })
+}
+
+/// `GET …/topics/{topic_urn}/hygiene` (trailwatch): the topic's dedup window.
+pub async fn get_hygiene(
+    scope: ProjectScope,
+    State(app): State<AppState>,
+    Path((_p, urn)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (u, seconds) = app
+        .notifier
+        .topic_hygiene(&scope.project_id, &urn)
+        .await
+        .map_err(smn)?;
+    Ok(Json(hygiene_json(&u.to_string(), seconds)))
+}
+
+/// `PUT …/topics/{topic_urn}/hygiene` (trailwatch): `{"dedup_window_seconds": N}`, 0 = off.
+pub async fn put_hygiene(
+    scope: ProjectScope,
+    State(app): State<AppState>,
+    Path((_p, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req = body_json(&body)?;
+    let seconds = match req.get("dedup_window_seconds") {
+        None | Some(Value::Null) => {
+            return Err(smn(SmnError::bad_request(
+                "SMN.0010",
+                "`dedup_window_seconds` is required: seconds from 0 (off) to 86400",
+            )));
+        }
+        Some(v) => v.as_i64().ok_or_else(|| {
+            smn(SmnError::bad_request(
+                "SMN.0010",
+                format!("`dedup_window_seconds` must be a whole number of seconds from 0 (off) to 86400, got {v}"),
+            ))
+        })?,
+    };
+    let (u, seconds) = app
+        .notifier
+        .set_topic_hygiene(&scope.project_id, &urn, seconds)
+        .await
+        .map_err(smn)?;
+    Ok(Json(hygiene_json(&u.to_string(), seconds)))
+}
+
+fn silence_json(s: &trailwatch_store::smn::Silence, now: i64) -> Value {
+    json!({
+        "silence_id": s.silence_id, "topic_urn": s.topic_urn,
+        "subject_contains": s.subject_contains, "message_contains": s.message_contains,
+        "starts_at": s.starts_at, "ends_at": s.ends_at, "comment": s.comment,
+        "created_at": s.created_at, "active": s.is_active(now),
+        "silenced_messages": s.silenced_messages,
+    })
+}
+
+fn ms_member(v: &Value, key: &str) -> Result<Option<i64>, ApiError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(n) => n.as_i64().map(Some).ok_or_else(|| {
+            smn(SmnError::bad_request(
+                "SMN.0010",
+                format!("`{key}` must be a time in milliseconds since 1970-01-01, got {n}"),
+            ))
+        }),
+    }
+}
+
+/// `POST …/notifications/silences` (trailwatch): 201 `{request_id, silence_id}`.
+pub async fn create_silence(
+    scope: ProjectScope,
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = body_json(&body)?;
+    let request = trailwatch_notify::service::SilenceRequest {
+        topic_urn: str_member(&req, "topic_urn")?.unwrap_or("").to_owned(),
+        subject_contains: str_member(&req, "subject_contains")?.map(str::to_owned),
+        message_contains: str_member(&req, "message_contains")?.map(str::to_owned),
+        starts_at: ms_member(&req, "starts_at")?,
+        ends_at: ms_member(&req, "ends_at")?,
+        comment: str_member(&req, "comment")?.unwrap_or("").to_owned(),
+    };
+    let silence = app
+        .notifier
+        .create_silence(&scope.project_id, request)
+        .await
+        .map_err(smn)?;
+    let mut body = silence_json(&silence, trailwatch_store::now_ms());
+    body["request_id"] = Value::String(request_id());
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET …/notifications/silences[?topic_urn=&offset=&limit=]` (trailwatch), newest first.
+pub async fn list_silences(
+    scope: ProjectScope,
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let (offset, limit) = paging(q.as_deref())?;
+    let params = crate::cts::parse_query(q.as_deref().unwrap_or(""))
+        .map_err(|_| smn(SmnError::bad_request("SMN.0015", "invalid query string")))?;
+    let topic = params
+        .get("topic_urn")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let (list, total) = app
+        .notifier
+        .list_silences(&scope.project_id, topic, offset, limit)
+        .await
+        .map_err(smn)?;
+    let now = trailwatch_store::now_ms();
+    let items: Vec<Value> = list.iter().map(|s| silence_json(s, now)).collect();
     Ok(Json(
-        json!({"request_id": request_id(), "deliveries": items}),
+        json!({"request_id": request_id(), "silence_count": total, "silences": items}),
+    ))
+}
+
+/// `DELETE …/notifications/silences/{silence_id}` (trailwatch): ends the silence now.
+pub async fn expire_silence(
+    scope: ProjectScope,
+    State(app): State<AppState>,
+    Path((_p, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let expired = app
+        .notifier
+        .expire_silence(&scope.project_id, &id)
+        .await
+        .map_err(smn)?;
+    Ok(Json(
+        json!({"request_id": request_id(), "silence_id": id, "already_ended": !expired}),
     ))
 }
 

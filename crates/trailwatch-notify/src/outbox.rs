@@ -17,7 +17,7 @@ use serde_json::Value;
 use trailwatch_store::now_ms;
 use trailwatch_store::smn::{self as db, AttemptOutcome, DueDelivery};
 
-use crate::model::Protocol;
+use crate::model::{Protocol, SubscriptionStatus};
 use crate::notification::{MessageType, NotificationBody};
 use crate::publish::cut_for;
 use crate::retry::{Failure, classify_http_status, classify_smtp_code};
@@ -115,7 +115,8 @@ fn breaker_key(d: &DueDelivery) -> String {
                 )
             })
             .unwrap_or_else(|| d.endpoint.clone()),
-        other => other.to_owned(),
+        // Per recipient: one bad address must not pause mail or SMS to everyone.
+        other => format!("{other}:{}", d.endpoint),
     }
 }
 
@@ -136,6 +137,11 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 impl Notifier {
+    /// How long a claimed delivery stays invisible to other passes: longer than any attempt.
+    fn lease_ms(&self) -> i64 {
+        (self.config.connect_timeout + self.config.response_timeout).as_millis() as i64 + 5_000
+    }
+
     /// Runs the outbox until `shutdown` resolves.
     pub async fn run_outbox(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
@@ -218,6 +224,45 @@ impl Notifier {
                 .await;
             return;
         }
+        // Claim it (a lease on `next_at`): a stale due-list in another pass cannot send it again,
+        // and a sender that crashed mid-attempt leaves it due again when the lease ends.
+        let (id, seen, lease) = (d.delivery_id, d.attempts, self.lease_ms());
+        let claimed = self
+            .store
+            .write(move |tx| db::claim_delivery(tx, id, seen, now_ms(), lease))
+            .await
+            .unwrap_or(false);
+        if !claimed {
+            return;
+        }
+        // A subscription canceled or deleted since the publish receives nothing more.
+        if d.kind == "notification" {
+            let sub = d.subscription_id.clone();
+            let status = self
+                .store
+                .read(move |c| Ok(db::subscription(c, &sub)?.map(|s| s.status)))
+                .await
+                .ok()
+                .flatten();
+            if status != Some(SubscriptionStatus::Confirmed.as_i64()) {
+                let at = now_ms();
+                let _ = self
+                    .store
+                    .write(move |tx| {
+                        db::record_attempt(
+                            tx,
+                            id,
+                            seen,
+                            at,
+                            0,
+                            "subscription canceled or deleted",
+                            &AttemptOutcome::Dead,
+                        )
+                    })
+                    .await;
+                return;
+            }
+        }
         let started = Instant::now();
         let result = self.send(&d).await;
         let latency_ms = started.elapsed().as_millis() as i64;
@@ -245,7 +290,9 @@ impl Notifier {
         };
         if let Ok(mut breakers) = self.outbox.breakers.lock() {
             let b = breakers.entry(key).or_default();
-            if result.is_ok() {
+            // Only failures that say "the endpoint is unwell" count: a permanent rejection of one
+            // message (4xx, a bad address) must not pause the endpoint for everyone else.
+            if !matches!(result, Err(Failure::Retriable(_))) {
                 *b = Breaker::default();
             } else {
                 b.failures += 1;
@@ -255,10 +302,9 @@ impl Notifier {
                 }
             }
         }
-        let id = d.delivery_id;
         let recorded = self
             .store
-            .write(move |tx| db::record_attempt(tx, id, at, latency_ms, &text, &outcome))
+            .write(move |tx| db::record_attempt(tx, id, seen, at, latency_ms, &text, &outcome))
             .await;
         if let Err(e) = recorded {
             // The delivery stays pending and is attempted again: at least once, never lost.
@@ -456,9 +502,11 @@ impl Notifier {
                     }
                 }
             }
+            // Without the URL: the operator's gateway URL (often with an API key in it) must not
+            // reach tenants through attempt logs and dead letters.
             Err(e) => Err(Failure::Retriable(format!(
                 "gateway connection: {}",
-                with_causes(&e)
+                with_causes(&e.without_url())
             ))),
         }
     }

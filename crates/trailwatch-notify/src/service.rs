@@ -583,10 +583,14 @@ impl Notifier {
         if parsed.topic.project_id != project_id {
             return Err(SmnError::subscription_not_found(subscription_urn));
         }
-        let id = parsed.id.clone();
+        let (id, pid, topic_name) = (
+            parsed.id.clone(),
+            project_id.to_owned(),
+            parsed.topic.name.as_str().to_owned(),
+        );
         let deleted = self
             .store
-            .write(move |tx| db::delete_subscription(tx, &id))
+            .write(move |tx| db::delete_subscription(tx, &pid, &topic_name, &id))
             .await
             .map_err(store_err)?;
         if !deleted {
@@ -770,6 +774,11 @@ impl Notifier {
 
     /// Accepts a message for the topic's confirmed subscriptions. Returns the `message_id` only
     /// once the message and all its deliveries are durable.
+    ///
+    /// Alarm hygiene is decided in the same write transaction (so in commit order): a message
+    /// matching an active silence of the topic, or repeating a message within the topic's dedup
+    /// window, is stored without deliveries and with a record of why ([`Notifier::message_hygiene`]);
+    /// a counted repeat updates the pending summary of its window.
     pub async fn publish(
         &self,
         project_id: &str,
@@ -784,19 +793,22 @@ impl Notifier {
             .read(move |c| db::confirmed_subscriptions(c, &topic_id))
             .await
             .map_err(store_err)?;
-        let texts = self.resolve_texts(project_id, &request, &subs).await?;
-        let now = now_ms();
+        let (texts, match_text) = self.resolve_texts(project_id, &request, &subs).await?;
         let message_id = new_id();
-        let expires_at = now + i64::from(request.time_to_live_s) * 1000;
-        let (mid, pid, urn, subject) = (
+        let ttl_ms = i64::from(request.time_to_live_s) * 1000;
+        let fingerprint = hygiene::fingerprint(request.subject.as_deref(), &request.content);
+        let (mid, pid, urn, subject, topic_id) = (
             message_id.clone(),
             project_id.to_owned(),
             parsed.to_string(),
             request.subject.clone(),
+            topic.topic_id.clone(),
         );
         let topic_display = topic.display_name.clone();
         self.store
             .write(move |tx| {
+                // Taken on the writer thread: windows and silences are judged in commit order.
+                let now = now_ms();
                 let mut texts = texts;
                 if let Value::Object(m) = &mut texts {
                     m.insert("display_name".into(), Value::String(topic_display));
@@ -810,6 +822,41 @@ impl Notifier {
                         endpoint: &s.endpoint,
                     })
                     .collect();
+                let mut record = db::MessageHygiene::default();
+                let silence = db::active_silences(tx, &pid, &urn, now)?
+                    .into_iter()
+                    .find(|s| hygiene::silence_matches(s, subject.as_deref(), &match_text));
+                if let Some(s) = silence {
+                    record.silenced_by = Some(s.silence_id);
+                } else {
+                    let window_ms = db::dedup_window_ms(tx, &topic_id)?;
+                    if window_ms > 0 {
+                        match db::open_dedup_window(tx, &topic_id, &fingerprint, now)? {
+                            None => db::start_dedup_window(
+                                tx,
+                                &topic_id,
+                                &fingerprint,
+                                &mid,
+                                now,
+                                now + window_ms,
+                            )?,
+                            Some(w) => {
+                                let repeat = Repeat {
+                                    topic_id: &topic_id,
+                                    fingerprint: &fingerprint,
+                                    project_id: &pid,
+                                    topic_urn: &urn,
+                                    subject: subject.as_deref(),
+                                    texts: &texts,
+                                    ttl_ms,
+                                    now,
+                                };
+                                record = count_repeat(tx, w, &repeat, &deliveries)?;
+                            }
+                        }
+                    }
+                }
+                let held = record != db::MessageHygiene::default();
                 db::insert_message(
                     tx,
                     &NewMessage {
@@ -819,10 +866,14 @@ impl Notifier {
                         subject: subject.as_deref(),
                         texts: &texts,
                         created_at: now,
-                        expires_at,
+                        expires_at: now + ttl_ms,
                     },
-                    &deliveries,
-                )
+                    if held { &[] } else { &deliveries },
+                )?;
+                if held {
+                    db::set_message_hygiene(tx, &mid, &record)?;
+                }
+                Ok(())
             })
             .await
             .map_err(store_err)?;
@@ -830,13 +881,15 @@ impl Notifier {
         Ok(message_id)
     }
 
-    /// The text each protocol of `subs` receives (structure > template > message).
+    /// The text each protocol of `subs` receives (structure > template > message), and the text
+    /// silences match `message_contains` against: the `message`, the `default` text of a
+    /// `message_structure`, or the `default`-protocol template rendered with the tags.
     async fn resolve_texts(
         &self,
         project_id: &str,
         request: &PublishRequest,
         subs: &[Subscription],
-    ) -> Result<Value, SmnError> {
+    ) -> Result<(Value, String), SmnError> {
         let mut protocols: Vec<Protocol> = subs
             .iter()
             .filter_map(|s| Protocol::parse(&s.protocol).ok())
@@ -844,13 +897,18 @@ impl Notifier {
         protocols.sort_by_key(|p| p.as_str());
         protocols.dedup();
         let mut texts = Map::new();
-        match &request.content {
+        let match_text = match &request.content {
             Content::Message(_) | Content::Structure(_) => {
                 for p in protocols {
                     texts.insert(
                         p.as_str().to_owned(),
                         Value::String(text_for(p, &request.content)),
                     );
+                }
+                match &request.content {
+                    Content::Message(m) => m.clone(),
+                    Content::Structure(s) => s.get("default").cloned().unwrap_or_default(),
+                    Content::Template { .. } => String::new(),
                 }
             }
             Content::Template { name, tags } => {
@@ -865,9 +923,14 @@ impl Notifier {
                     let rendered = template.render(tags)?;
                     texts.insert(p.as_str().to_owned(), Value::String(cut_for(p, &rendered)));
                 }
+                // Only for matching: a default template that no subscriber receives must not fail
+                // the publish, so one that does not render is matched as written.
+                Template::parse(&default)
+                    .and_then(|t| t.render(tags))
+                    .unwrap_or(default)
             }
-        }
-        Ok(Value::Object(texts))
+        };
+        Ok((Value::Object(texts), match_text))
     }
 
     async fn template_text(
@@ -906,6 +969,19 @@ impl Notifier {
             .map_err(store_err)
     }
 
+    /// What alarm hygiene did to one of the project's messages (all `None` when nothing).
+    pub async fn message_hygiene(
+        &self,
+        project_id: &str,
+        message_id: &str,
+    ) -> Result<db::MessageHygiene, SmnError> {
+        let (pid, mid) = (project_id.to_owned(), message_id.to_owned());
+        self.store
+            .read(move |c| db::message_hygiene(c, &pid, &mid))
+            .await
+            .map_err(store_err)
+    }
+
     pub async fn dead_letters(
         &self,
         project_id: &str,
@@ -929,6 +1005,533 @@ impl Notifier {
             .map_err(store_err)?;
         self.wake.notify_one();
         Ok(n)
+    }
+}
+
+/// A publish that repeats the first message of an open dedup window.
+struct Repeat<'a> {
+    topic_id: &'a str,
+    fingerprint: &'a str,
+    project_id: &'a str,
+    topic_urn: &'a str,
+    subject: Option<&'a str>,
+    /// The texts this publish resolved (display name included).
+    texts: &'a Value,
+    ttl_ms: i64,
+    now: i64,
+}
+
+/// Counts a repeat into its window (inside the publish transaction). The first repeat stores the
+/// window's summary with `deliveries`, due after the window closes; every repeat rewrites the
+/// summary's text with the new count. Returns the repeat's own record.
+fn count_repeat(
+    tx: &trailwatch_store::rusqlite::Connection,
+    mut w: db::DedupWindow,
+    r: &Repeat<'_>,
+    deliveries: &[NewDelivery<'_>],
+) -> trailwatch_store::Result<db::MessageHygiene> {
+    w.repeats += 1;
+    let first_repeat_at = *w.first_repeat_at.get_or_insert(r.now);
+    w.last_repeat_at = Some(r.now);
+    // The summary is rendered from the texts of the first repeat, whose subscribers it goes to.
+    let base = match &w.base_texts {
+        Some(b) => serde_json::from_str(b).unwrap_or(Value::Null),
+        None => {
+            w.base_texts = Some(r.texts.to_string());
+            r.texts.clone()
+        }
+    };
+    let texts = hygiene::summary_texts(
+        &base,
+        w.repeats,
+        first_repeat_at,
+        r.now,
+        w.ends_at - w.started_at,
+    );
+    let summary_id = match &w.summary_message_id {
+        Some(id) => {
+            db::set_message_texts(tx, id, &texts)?;
+            id.clone()
+        }
+        None => {
+            let due = w.ends_at + hygiene::SUMMARY_SETTLE_MS;
+            let id = new_id();
+            db::insert_message_due(
+                tx,
+                &NewMessage {
+                    message_id: &id,
+                    project_id: r.project_id,
+                    topic_urn: r.topic_urn,
+                    subject: r.subject,
+                    texts: &texts,
+                    created_at: r.now,
+                    expires_at: due + r.ttl_ms,
+                },
+                deliveries,
+                due,
+            )?;
+            let of = db::MessageHygiene {
+                summary_of: Some(w.first_message_id.clone()),
+                ..Default::default()
+            };
+            db::set_message_hygiene(tx, &id, &of)?;
+            w.summary_message_id = Some(id.clone());
+            id
+        }
+    };
+    db::update_dedup_window(tx, r.topic_id, r.fingerprint, &w)?;
+    Ok(db::MessageHygiene {
+        deduplicated_into: Some(w.first_message_id),
+        summary_message_id: Some(summary_id),
+        ..Default::default()
+    })
+}
+
+/// A silence as requested (`POST …/notifications/silences`), before validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SilenceRequest {
+    pub topic_urn: String,
+    pub subject_contains: Option<String>,
+    pub message_contains: Option<String>,
+    /// Milliseconds since 1970; now when absent.
+    pub starts_at: Option<i64>,
+    /// Milliseconds since 1970; required.
+    pub ends_at: Option<i64>,
+    pub comment: String,
+}
+
+// ---- alarm hygiene ----------------------------------------------------------------------
+impl Notifier {
+    /// The topic's dedup window in seconds (0 = off).
+    pub async fn topic_hygiene(
+        &self,
+        project_id: &str,
+        urn: &str,
+    ) -> Result<(TopicUrn, u32), SmnError> {
+        let (parsed, topic) = self.topic(project_id, urn).await?;
+        let window_ms = self
+            .store
+            .read(move |c| db::dedup_window_ms(c, &topic.topic_id))
+            .await
+            .map_err(store_err)?;
+        Ok((
+            parsed,
+            (window_ms / 1000).clamp(0, i64::from(u32::MAX)) as u32,
+        ))
+    }
+
+    /// Sets the topic's dedup window (0 turns deduplication off). Windows already open keep
+    /// their length; the new one applies to windows opened from now on.
+    pub async fn set_topic_hygiene(
+        &self,
+        project_id: &str,
+        urn: &str,
+        dedup_window_seconds: i64,
+    ) -> Result<(TopicUrn, u32), SmnError> {
+        let seconds = hygiene::check_dedup_window(dedup_window_seconds)?;
+        let (parsed, topic) = self.topic(project_id, urn).await?;
+        self.store
+            .write(move |tx| {
+                db::set_dedup_window_ms(tx, &topic.topic_id, i64::from(seconds) * 1000)
+            })
+            .await
+            .map_err(store_err)?;
+        Ok((parsed, seconds))
+    }
+
+    /// Creates a silence of one of the project's topics.
+    pub async fn create_silence(
+        &self,
+        project_id: &str,
+        request: SilenceRequest,
+    ) -> Result<db::Silence, SmnError> {
+        let now = now_ms();
+        let (starts_at, ends_at) = hygiene::check_silence(&request, now)?;
+        if request.topic_urn.is_empty() {
+            return Err(SmnError::bad_request(
+                codes::TOPIC_URN_INVALID,
+                "`topic_urn` is required: the topic whose messages the silence mutes",
+            ));
+        }
+        let (parsed, _) = self.topic(project_id, &request.topic_urn).await?;
+        let silence = db::Silence {
+            silence_id: new_id(),
+            project_id: project_id.to_owned(),
+            topic_urn: parsed.to_string(),
+            subject_contains: request.subject_contains,
+            message_contains: request.message_contains,
+            starts_at,
+            ends_at,
+            comment: request.comment,
+            created_at: now,
+            silenced_messages: 0,
+        };
+        let row = silence.clone();
+        self.store
+            .write(move |tx| {
+                let open = db::unexpired_silences(tx, &row.project_id, &row.topic_urn, now)?;
+                if open >= hygiene::MAX_UNEXPIRED_SILENCES {
+                    return Err(StoreError::Conflict(format!(
+                        "LIMIT:the topic has {open} silences that have not ended, at most {} are allowed; expire some first",
+                        hygiene::MAX_UNEXPIRED_SILENCES
+                    )));
+                }
+                db::insert_silence(tx, &row)
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(msg) if msg.starts_with("LIMIT:") => SmnError::forbidden(
+                    hygiene::PARAMETER_INVALID,
+                    msg.trim_start_matches("LIMIT:").to_owned(),
+                ),
+                other => store_err(other),
+            })?;
+        Ok(silence)
+    }
+
+    /// A page of the project's silences (of one topic URN when given), newest first.
+    pub async fn list_silences(
+        &self,
+        project_id: &str,
+        topic_urn: Option<String>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<db::Silence>, u64), SmnError> {
+        let pid = project_id.to_owned();
+        self.store
+            .read(move |c| db::list_silences(c, &pid, topic_urn.as_deref(), offset, limit))
+            .await
+            .map_err(store_err)
+    }
+
+    /// Ends a silence now. `false` when it had already ended (nothing changes).
+    pub async fn expire_silence(
+        &self,
+        project_id: &str,
+        silence_id: &str,
+    ) -> Result<bool, SmnError> {
+        let (pid, id) = (project_id.to_owned(), silence_id.to_owned());
+        self.store
+            .write(move |tx| db::expire_silence(tx, &pid, &id, now_ms()))
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                SmnError::not_found(
+                    hygiene::SILENCE_NOT_FOUND,
+                    format!("Silence not found: {silence_id}."),
+                )
+            })
+    }
+}
+
+/// The pure rules of alarm hygiene: request validation, silence matching, the dedup
+/// fingerprint and the summary text.
+pub mod hygiene {
+    use serde_json::{Map, Value, json};
+    use sha2::{Digest, Sha256};
+    use trailwatch_store::smn::Silence;
+
+    use super::SilenceRequest;
+    use crate::error::SmnError;
+    use crate::model::Protocol;
+    use crate::publish::Content;
+
+    /// The longest dedup window: a day.
+    pub const MAX_DEDUP_WINDOW_S: u32 = 86_400;
+    /// How far ahead a silence may end: 30 days.
+    pub const MAX_SILENCE_MS: i64 = 30 * 86_400_000;
+    /// Silences of one topic that have not ended (each publish checks the active ones).
+    pub const MAX_UNEXPIRED_SILENCES: i64 = 100;
+    pub const MAX_SUBJECT_MATCHER_BYTES: usize = 512;
+    pub const MAX_MESSAGE_MATCHER_BYTES: usize = 4096;
+    pub const MAX_COMMENT_CHARS: usize = 256;
+    /// A dedup summary is due this long after its window closes, so that a repeat counted at
+    /// the very end of the window is committed before the summary is read for sending.
+    pub const SUMMARY_SETTLE_MS: i64 = 500;
+    /// 400: a hygiene or silence parameter is invalid. SMN has neither; this is trailwatch's
+    /// code for an invalid request body (also used for unparseable JSON).
+    pub const PARAMETER_INVALID: &str = "SMN.0010";
+    /// 404: no such silence. SMN documents no silences; trailwatch's own code.
+    pub const SILENCE_NOT_FOUND: &str = "SMN.0910";
+
+    fn invalid(message: impl Into<String>) -> SmnError {
+        SmnError::bad_request(PARAMETER_INVALID, message)
+    }
+
+    fn time(ms: i64) -> String {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_else(|| ms.to_string())
+    }
+
+    /// A valid dedup window in seconds.
+    pub fn check_dedup_window(seconds: i64) -> Result<u32, SmnError> {
+        if !(0..=i64::from(MAX_DEDUP_WINDOW_S)).contains(&seconds) {
+            return Err(invalid(format!(
+                "`dedup_window_seconds` is {seconds}; it must be from 0 (off) to {MAX_DEDUP_WINDOW_S} (one day)"
+            )));
+        }
+        Ok(seconds as u32)
+    }
+
+    /// Checks a silence request at time `now`; returns its `(starts_at, ends_at)`.
+    pub fn check_silence(r: &SilenceRequest, now: i64) -> Result<(i64, i64), SmnError> {
+        for (name, value, max) in [
+            (
+                "subject_contains",
+                &r.subject_contains,
+                MAX_SUBJECT_MATCHER_BYTES,
+            ),
+            (
+                "message_contains",
+                &r.message_contains,
+                MAX_MESSAGE_MATCHER_BYTES,
+            ),
+        ] {
+            if let Some(v) = value {
+                if v.is_empty() {
+                    return Err(invalid(format!(
+                        "`{name}` is empty, which would match every message; leave it out or give the text to match"
+                    )));
+                }
+                if v.len() > max {
+                    return Err(invalid(format!(
+                        "`{name}` is {} bytes; at most {max} are allowed",
+                        v.len()
+                    )));
+                }
+            }
+        }
+        if r.subject_contains.is_none() && r.message_contains.is_none() {
+            return Err(invalid(
+                "a silence needs at least one matcher: `subject_contains` or `message_contains`",
+            ));
+        }
+        if r.comment.chars().count() > MAX_COMMENT_CHARS {
+            return Err(invalid(format!(
+                "`comment` is {} characters; at most {MAX_COMMENT_CHARS} are allowed",
+                r.comment.chars().count()
+            )));
+        }
+        let Some(ends_at) = r.ends_at else {
+            return Err(invalid(
+                "`ends_at` is required: when the silence ends, in milliseconds since 1970-01-01",
+            ));
+        };
+        let starts_at = r.starts_at.unwrap_or(now);
+        if ends_at <= now {
+            return Err(invalid(format!(
+                "`ends_at` {ends_at} ({}) is in the past; a silence must end in the future",
+                time(ends_at)
+            )));
+        }
+        if ends_at <= starts_at {
+            return Err(invalid(format!(
+                "`ends_at` {ends_at} ({}) must be after `starts_at` {starts_at} ({})",
+                time(ends_at),
+                time(starts_at)
+            )));
+        }
+        if ends_at > now + MAX_SILENCE_MS {
+            return Err(invalid(format!(
+                "`ends_at` {ends_at} ({}) is more than 30 days ahead; a silence may last until {} at most",
+                time(ends_at),
+                time(now + MAX_SILENCE_MS)
+            )));
+        }
+        Ok((starts_at, ends_at))
+    }
+
+    /// Whether a message (its subject, and the text described on `resolve_texts`) is muted by
+    /// `s`: every matcher that is set is a case-sensitive substring of its field. A matcher on
+    /// the subject never matches a message without one.
+    pub fn silence_matches(s: &Silence, subject: Option<&str>, message: &str) -> bool {
+        let subject_ok = match &s.subject_contains {
+            None => true,
+            Some(m) => subject.is_some_and(|subj| subj.contains(m.as_str())),
+        };
+        let message_ok = match &s.message_contains {
+            None => true,
+            Some(m) => message.contains(m.as_str()),
+        };
+        (s.subject_contains.is_some() || s.message_contains.is_some()) && subject_ok && message_ok
+    }
+
+    /// What makes two publishes "the same message": subject and content as requested (the
+    /// message, the whole structure, or the template name with its tags), hashed.
+    pub fn fingerprint(subject: Option<&str>, content: &Content) -> String {
+        let content = match content {
+            Content::Message(m) => json!({ "message": m }),
+            Content::Structure(s) => json!({ "message_structure": s }),
+            Content::Template { name, tags } => json!({ "template": name, "tags": tags }),
+        };
+        let key = json!([subject, content]).to_string();
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+
+    /// The line a dedup summary adds to the first message's text.
+    pub fn summary_note(repeats: i64, first_at: i64, last_at: i64, window_ms: i64) -> String {
+        format!(
+            "[trailwatch] this message was repeated {repeats} more time{} between {} and {} (dedup window {} s)",
+            if repeats == 1 { "" } else { "s" },
+            time(first_at),
+            time(last_at),
+            window_ms / 1000
+        )
+    }
+
+    /// The texts of a dedup summary: each protocol's text of the message with the note after it
+    /// (before it for SMS, whose text is cut to 490 characters). Other members are kept.
+    pub fn summary_texts(
+        base: &Value,
+        repeats: i64,
+        first_at: i64,
+        last_at: i64,
+        window_ms: i64,
+    ) -> Value {
+        let note = summary_note(repeats, first_at, last_at, window_ms);
+        let mut out = Map::new();
+        for (k, v) in base.as_object().into_iter().flatten() {
+            let text = match (Protocol::parse(k), v.as_str()) {
+                (Ok(Protocol::Sms), Some(t)) => Value::String(format!("{note}\n{t}")),
+                (Ok(_), Some(t)) => Value::String(format!("{t}\n\n{note}")),
+                _ => v.clone(),
+            };
+            out.insert(k.clone(), text);
+        }
+        Value::Object(out)
+    }
+
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    mod tests {
+        use super::*;
+
+        fn silence(subject: Option<&str>, message: Option<&str>) -> Silence {
+            Silence {
+                silence_id: "s".into(),
+                project_id: "p".into(),
+                topic_urn: "urn:smn:local:p:t".into(),
+                subject_contains: subject.map(str::to_owned),
+                message_contains: message.map(str::to_owned),
+                starts_at: 0,
+                ends_at: 10,
+                comment: String::new(),
+                created_at: 0,
+                silenced_messages: 0,
+            }
+        }
+
+        #[test]
+        fn matchers_are_case_sensitive_substrings_and_all_must_match() {
+            let s = silence(Some("CTSTrigger"), None);
+            assert!(s.is_active(0));
+            assert!(silence_matches(&s, Some("x CTSTrigger y"), "anything"));
+            assert!(!silence_matches(&s, Some("ctstrigger"), "anything"));
+            assert!(!silence_matches(&s, None, "CTSTrigger"));
+            let both = silence(Some("CTS"), Some("login"));
+            assert!(silence_matches(&both, Some("CTS"), "a login b"));
+            assert!(!silence_matches(&both, Some("CTS"), "a logout b"));
+            assert!(!silence_matches(&silence(None, None), Some("a"), "b"));
+        }
+
+        #[test]
+        fn fingerprint_depends_on_subject_and_content_only() {
+            let m = |t: &str| Content::Message(t.into());
+            assert_eq!(
+                fingerprint(Some("a"), &m("x")),
+                fingerprint(Some("a"), &m("x"))
+            );
+            assert_ne!(
+                fingerprint(Some("a"), &m("x")),
+                fingerprint(Some("b"), &m("x"))
+            );
+            assert_ne!(fingerprint(None, &m("x")), fingerprint(Some(""), &m("x")));
+            assert_ne!(
+                fingerprint(Some("a"), &m("x")),
+                fingerprint(Some("a"), &m("y"))
+            );
+        }
+
+        #[test]
+        fn summary_states_the_count_and_keeps_sms_note_first() {
+            let base = json!({"http": "disk full", "sms": "disk full", "display_name": "Ops"});
+            let t = summary_texts(&base, 4, 1_700_000_000_000, 1_700_000_001_000, 120_000);
+            assert_eq!(
+                t["http"],
+                "disk full\n\n[trailwatch] this message was repeated 4 more times between 2023-11-14T22:13:20Z and 2023-11-14T22:13:21Z (dedup window 120 s)"
+            );
+            assert!(
+                t["sms"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("[trailwatch] this message was repeated 4")
+            );
+            assert_eq!(t["display_name"], "Ops");
+            assert!(summary_note(1, 0, 0, 1000).contains("repeated 1 more time between"));
+        }
+
+        #[test]
+        fn silence_requests_are_checked() {
+            let now = 1_700_000_000_000;
+            let ok = SilenceRequest {
+                topic_urn: "urn:smn:local:p:t".into(),
+                subject_contains: Some("CTS".into()),
+                ends_at: Some(now + 3_600_000),
+                ..Default::default()
+            };
+            assert_eq!(check_silence(&ok, now).unwrap(), (now, now + 3_600_000));
+            let err = |r: SilenceRequest| check_silence(&r, now).unwrap_err().message;
+            assert!(
+                err(SilenceRequest {
+                    subject_contains: None,
+                    ..ok.clone()
+                })
+                .contains("at least one matcher")
+            );
+            assert!(
+                err(SilenceRequest {
+                    subject_contains: Some(String::new()),
+                    ..ok.clone()
+                })
+                .contains("is empty")
+            );
+            assert!(
+                err(SilenceRequest {
+                    ends_at: None,
+                    ..ok.clone()
+                })
+                .contains("`ends_at` is required")
+            );
+            assert!(
+                err(SilenceRequest {
+                    ends_at: Some(now - 1),
+                    ..ok.clone()
+                })
+                .contains("is in the past")
+            );
+            assert!(
+                err(SilenceRequest {
+                    starts_at: Some(now + 7_200_000),
+                    ..ok.clone()
+                })
+                .contains("must be after `starts_at`")
+            );
+            assert!(
+                err(SilenceRequest {
+                    ends_at: Some(now + 31 * 86_400_000),
+                    ..ok.clone()
+                })
+                .contains("more than 30 days ahead")
+            );
+            assert!(
+                check_dedup_window(86_401)
+                    .unwrap_err()
+                    .message
+                    .contains("from 0 (off) to 86400")
+            );
+            assert_eq!(check_dedup_window(0).unwrap(), 0);
+        }
     }
 }
 

@@ -11,6 +11,21 @@
 //!   passed). Every attempt is a row of `smn_attempts`.
 //! - The unique `(message_id, subscription_id, kind)` makes re-inserting a delivery a no-op, so
 //!   replays and retried publishes never fan out twice.
+//!
+//! Alarm hygiene (opt-in per topic, `docs/specs/smn.md`) adds tables only, so older databases
+//! open unchanged:
+//! - `smn_topic_hygiene`: per-topic settings (`dedup_window_ms`, 0 = off); no row = defaults.
+//!   Deleted with the topic.
+//! - `smn_dedup_windows`: one open window per `(topic_id, fingerprint)` of subject + content:
+//!   the first message, when the window ends, how many repeats were counted, and the summary
+//!   message that reports them (created at the first repeat, its deliveries due after the window
+//!   ends; its text is rewritten in the transaction that counts each repeat, so it always states
+//!   the final count). Closed windows are pruned by later publishes to the topic.
+//! - `smn_silences`: time-bounded mutes of a topic (by URN) with substring matchers; expiring one
+//!   moves its `ends_at` to now, so silences are never deleted.
+//! - `smn_message_hygiene`: what hygiene did to a message (silenced by which silence, counted
+//!   into which first message and summary, or which first message a summary reports on). A
+//!   silenced or counted message is still a row of `smn_messages`, only without deliveries.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -81,6 +96,8 @@ CREATE TABLE IF NOT EXISTS smn_deliveries (
     UNIQUE (message_id, subscription_id, kind)
 );
 CREATE INDEX IF NOT EXISTS smn_deliveries_due ON smn_deliveries(next_at) WHERE state = 'pending';
+-- Serves the per-endpoint confirmation rate limit, which runs on every subscribe.
+CREATE INDEX IF NOT EXISTS smn_deliveries_endpoint ON smn_deliveries(endpoint, kind, next_at);
 CREATE INDEX IF NOT EXISTS smn_deliveries_dead ON smn_deliveries(project_id, updated_at) WHERE state = 'dead';
 CREATE TABLE IF NOT EXISTS smn_attempts (
     delivery_id INTEGER NOT NULL,
@@ -91,6 +108,47 @@ CREATE TABLE IF NOT EXISTS smn_attempts (
     outcome     TEXT NOT NULL,
     PRIMARY KEY (delivery_id, attempt)
 );
+-- Alarm hygiene (all additive: databases from before it open unchanged).
+CREATE TABLE IF NOT EXISTS smn_topic_hygiene (
+    topic_id        TEXT PRIMARY KEY,
+    dedup_window_ms INTEGER NOT NULL DEFAULT 0,
+    update_time     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS smn_dedup_windows (
+    topic_id           TEXT NOT NULL,
+    fingerprint        TEXT NOT NULL,
+    first_message_id   TEXT NOT NULL,
+    started_at         INTEGER NOT NULL,
+    ends_at            INTEGER NOT NULL,
+    repeats            INTEGER NOT NULL DEFAULT 0,
+    first_repeat_at    INTEGER,
+    last_repeat_at     INTEGER,
+    summary_message_id TEXT,
+    base_texts         TEXT,
+    PRIMARY KEY (topic_id, fingerprint)
+);
+CREATE INDEX IF NOT EXISTS smn_dedup_windows_end ON smn_dedup_windows(topic_id, ends_at);
+CREATE TABLE IF NOT EXISTS smn_silences (
+    silence_id       TEXT PRIMARY KEY,
+    project_id       TEXT NOT NULL,
+    topic_urn        TEXT NOT NULL,
+    subject_contains TEXT,
+    message_contains TEXT,
+    starts_at        INTEGER NOT NULL,
+    ends_at          INTEGER NOT NULL,
+    comment          TEXT NOT NULL DEFAULT '',
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS smn_silences_topic ON smn_silences(project_id, topic_urn, ends_at);
+CREATE TABLE IF NOT EXISTS smn_message_hygiene (
+    message_id         TEXT PRIMARY KEY,
+    silenced_by        TEXT,
+    deduplicated_into  TEXT,
+    summary_message_id TEXT,
+    summary_of         TEXT
+);
+CREATE INDEX IF NOT EXISTS smn_message_hygiene_silence ON smn_message_hygiene(silenced_by)
+    WHERE silenced_by IS NOT NULL;
 "#;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -202,6 +260,14 @@ pub fn delete_topic(c: &Connection, project_id: &str, name: &str) -> Result<bool
     };
     c.execute(
         "DELETE FROM smn_subscriptions WHERE topic_id = ?1",
+        [&topic.topic_id],
+    )?;
+    c.execute(
+        "DELETE FROM smn_topic_hygiene WHERE topic_id = ?1",
+        [&topic.topic_id],
+    )?;
+    c.execute(
+        "DELETE FROM smn_dedup_windows WHERE topic_id = ?1",
         [&topic.topic_id],
     )?;
     c.execute(
@@ -370,10 +436,18 @@ pub fn set_subscription_status(c: &Connection, subscription_id: &str, status: i6
     )? == 1)
 }
 
-pub fn delete_subscription(c: &Connection, subscription_id: &str) -> Result<bool> {
+/// Deletes a subscription of the project's topic `topic_name`. All three must match: an id taken
+/// from another project's URN deletes nothing.
+pub fn delete_subscription(
+    c: &Connection,
+    project_id: &str,
+    topic_name: &str,
+    subscription_id: &str,
+) -> Result<bool> {
     Ok(c.execute(
-        "DELETE FROM smn_subscriptions WHERE subscription_id = ?1",
-        [subscription_id],
+        "DELETE FROM smn_subscriptions WHERE subscription_id = ?1 AND project_id = ?2
+             AND topic_id = (SELECT topic_id FROM smn_topics WHERE project_id = ?2 AND name = ?3)",
+        params![subscription_id, project_id, topic_name],
     )? == 1)
 }
 
@@ -521,6 +595,17 @@ pub fn insert_message(
     m: &NewMessage<'_>,
     deliveries: &[NewDelivery<'_>],
 ) -> Result<usize> {
+    insert_message_due(c, m, deliveries, m.created_at)
+}
+
+/// [`insert_message`] with deliveries first due at `due_at` instead of at once (the summary of a
+/// dedup window is due when the window has closed).
+pub fn insert_message_due(
+    c: &Connection,
+    m: &NewMessage<'_>,
+    deliveries: &[NewDelivery<'_>],
+    due_at: i64,
+) -> Result<usize> {
     c.execute(
         "INSERT INTO smn_messages(message_id, project_id, topic_urn, subject, texts, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -529,7 +614,7 @@ pub fn insert_message(
     let mut stmt = c.prepare_cached(
         "INSERT INTO smn_deliveries(message_id, subscription_id, project_id, kind, protocol, endpoint, state, next_at,
              expires_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?7)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)
          ON CONFLICT(message_id, subscription_id, kind) DO NOTHING",
     )?;
     let mut n = 0;
@@ -541,8 +626,9 @@ pub fn insert_message(
             d.kind,
             d.protocol,
             d.endpoint,
-            m.created_at,
-            m.expires_at
+            due_at,
+            m.expires_at,
+            m.created_at
         ])?;
     }
     Ok(n)
@@ -622,39 +708,65 @@ pub enum AttemptOutcome {
     Dead,
 }
 
-/// Records one attempt and moves the delivery to its new state.
+/// Claims a due delivery for one attempt: moves its `next_at` forward by `lease_ms` (so no other
+/// pass sees it due while it is being sent, and a crashed sender's claim expires) — but only if
+/// it is still pending with the attempt count the caller read. `false`: someone else has it, or
+/// it is no longer pending; do not send.
+pub fn claim_delivery(
+    c: &Connection,
+    delivery_id: i64,
+    seen_attempts: i64,
+    now: i64,
+    lease_ms: i64,
+) -> Result<bool> {
+    Ok(c.execute(
+        "UPDATE smn_deliveries SET next_at = ?4 WHERE delivery_id = ?1 AND state = 'pending'
+             AND attempts = ?2 AND next_at <= ?3",
+        params![delivery_id, seen_attempts, now, now + lease_ms],
+    )? == 1)
+}
+
+/// Records one attempt and moves the delivery to its new state, only if it is still the attempt
+/// that was claimed (pending, `seen_attempts` attempts so far). Returns whether it was recorded.
 pub fn record_attempt(
     c: &Connection,
     delivery_id: i64,
+    seen_attempts: i64,
     at: i64,
     latency_ms: i64,
     result: &str,
     outcome: &AttemptOutcome,
-) -> Result<()> {
-    let attempt: i64 = c.query_row(
-        "UPDATE smn_deliveries SET attempts = attempts + 1, updated_at = ?2, last_error = ?3,
+) -> Result<bool> {
+    let attempt: Option<i64> = c
+        .query_row(
+            "UPDATE smn_deliveries SET attempts = attempts + 1, updated_at = ?2, last_error = ?3,
              state = ?4, next_at = ?5
-         WHERE delivery_id = ?1 RETURNING attempts",
-        params![
-            delivery_id,
-            at,
-            if *outcome == AttemptOutcome::Delivered {
-                None
-            } else {
-                Some(result)
-            },
-            match outcome {
-                AttemptOutcome::Delivered => "delivered",
-                AttemptOutcome::Retry { .. } => "pending",
-                AttemptOutcome::Dead => "dead",
-            },
-            match outcome {
-                AttemptOutcome::Retry { next_at } => *next_at,
-                _ => at,
-            }
-        ],
-        |r| r.get(0),
-    )?;
+         WHERE delivery_id = ?1 AND state = 'pending' AND attempts = ?6 RETURNING attempts",
+            params![
+                delivery_id,
+                at,
+                if *outcome == AttemptOutcome::Delivered {
+                    None
+                } else {
+                    Some(result)
+                },
+                match outcome {
+                    AttemptOutcome::Delivered => "delivered",
+                    AttemptOutcome::Retry { .. } => "pending",
+                    AttemptOutcome::Dead => "dead",
+                },
+                match outcome {
+                    AttemptOutcome::Retry { next_at } => *next_at,
+                    _ => at,
+                },
+                seen_attempts
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(attempt) = attempt else {
+        return Ok(false);
+    };
     c.execute(
         "INSERT INTO smn_attempts(delivery_id, attempt, at, latency_ms, result, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -670,7 +782,7 @@ pub fn record_attempt(
             }
         ],
     )?;
-    Ok(())
+    Ok(true)
 }
 
 /// A delivery as listed for people (deliveries and dead letters).
@@ -796,4 +908,403 @@ pub fn replay_dead_letters(
         }
     }
     Ok(n)
+}
+
+// ---- alarm hygiene ----------------------------------------------------------------------------
+
+/// The dedup window of a topic in milliseconds (0 = off, also when never set).
+pub fn dedup_window_ms(c: &Connection, topic_id: &str) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT dedup_window_ms FROM smn_topic_hygiene WHERE topic_id = ?1")?
+            .query_row([topic_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0),
+    )
+}
+
+pub fn set_dedup_window_ms(c: &Connection, topic_id: &str, window_ms: i64) -> Result<()> {
+    c.execute(
+        "INSERT INTO smn_topic_hygiene(topic_id, dedup_window_ms, update_time) VALUES (?1, ?2, ?3)
+         ON CONFLICT(topic_id) DO UPDATE SET dedup_window_ms = excluded.dedup_window_ms,
+             update_time = excluded.update_time",
+        params![topic_id, window_ms, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// The open dedup window of one (topic, fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupWindow {
+    pub first_message_id: String,
+    pub started_at: i64,
+    pub ends_at: i64,
+    /// Repeats counted so far (not counting the first message).
+    pub repeats: i64,
+    pub first_repeat_at: Option<i64>,
+    pub last_repeat_at: Option<i64>,
+    pub summary_message_id: Option<String>,
+    /// JSON object protocol → text of the first repeat: what the summary is rendered from.
+    pub base_texts: Option<String>,
+}
+
+/// The window of `fingerprint` on the topic that is still open at `now`, if any. Closed windows
+/// of the topic are deleted on the way: their summary text is final.
+pub fn open_dedup_window(
+    c: &Connection,
+    topic_id: &str,
+    fingerprint: &str,
+    now: i64,
+) -> Result<Option<DedupWindow>> {
+    c.prepare_cached("DELETE FROM smn_dedup_windows WHERE topic_id = ?1 AND ends_at <= ?2")?
+        .execute(params![topic_id, now])?;
+    Ok(c.prepare_cached(
+        "SELECT first_message_id, started_at, ends_at, repeats, first_repeat_at, last_repeat_at,
+                 summary_message_id, base_texts
+             FROM smn_dedup_windows WHERE topic_id = ?1 AND fingerprint = ?2 AND ends_at > ?3",
+    )?
+    .query_row(params![topic_id, fingerprint, now], |r| {
+        Ok(DedupWindow {
+            first_message_id: r.get(0)?,
+            started_at: r.get(1)?,
+            ends_at: r.get(2)?,
+            repeats: r.get(3)?,
+            first_repeat_at: r.get(4)?,
+            last_repeat_at: r.get(5)?,
+            summary_message_id: r.get(6)?,
+            base_texts: r.get(7)?,
+        })
+    })
+    .optional()?)
+}
+
+/// Opens a window for `fingerprint` with `first_message_id`, replacing a closed one.
+pub fn start_dedup_window(
+    c: &Connection,
+    topic_id: &str,
+    fingerprint: &str,
+    first_message_id: &str,
+    started_at: i64,
+    ends_at: i64,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO smn_dedup_windows(topic_id, fingerprint, first_message_id, started_at, ends_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![topic_id, fingerprint, first_message_id, started_at, ends_at])?;
+    Ok(())
+}
+
+/// Stores the window's state after counting a repeat (`w` as updated by the caller).
+pub fn update_dedup_window(
+    c: &Connection,
+    topic_id: &str,
+    fingerprint: &str,
+    w: &DedupWindow,
+) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE smn_dedup_windows SET repeats = ?3, first_repeat_at = ?4, last_repeat_at = ?5,
+             summary_message_id = ?6, base_texts = ?7
+         WHERE topic_id = ?1 AND fingerprint = ?2",
+    )?
+    .execute(params![
+        topic_id,
+        fingerprint,
+        w.repeats,
+        w.first_repeat_at,
+        w.last_repeat_at,
+        w.summary_message_id,
+        w.base_texts
+    ])?;
+    Ok(())
+}
+
+/// Replaces the stored texts of a message (the summary of a dedup window, while it is pending).
+pub fn set_message_texts(c: &Connection, message_id: &str, texts: &Value) -> Result<()> {
+    c.prepare_cached("UPDATE smn_messages SET texts = ?2 WHERE message_id = ?1")?
+        .execute(params![message_id, texts.to_string()])?;
+    Ok(())
+}
+
+/// What hygiene did to a message. All `None` for a message delivered as usual.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MessageHygiene {
+    /// The silence that muted it (no deliveries).
+    pub silenced_by: Option<String>,
+    /// The first message of the dedup window it was counted into (no deliveries).
+    pub deduplicated_into: Option<String>,
+    /// The summary that reports it (for a counted repeat).
+    pub summary_message_id: Option<String>,
+    /// For a summary: the first message of the window it reports on.
+    pub summary_of: Option<String>,
+}
+
+pub fn set_message_hygiene(c: &Connection, message_id: &str, h: &MessageHygiene) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO smn_message_hygiene(message_id, silenced_by, deduplicated_into,
+             summary_message_id, summary_of)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        message_id,
+        h.silenced_by,
+        h.deduplicated_into,
+        h.summary_message_id,
+        h.summary_of
+    ])?;
+    Ok(())
+}
+
+/// The hygiene record of one of the project's messages (default when there is none).
+pub fn message_hygiene(
+    c: &Connection,
+    project_id: &str,
+    message_id: &str,
+) -> Result<MessageHygiene> {
+    Ok(c.query_row(
+        "SELECT h.silenced_by, h.deduplicated_into, h.summary_message_id, h.summary_of
+             FROM smn_message_hygiene h JOIN smn_messages m ON m.message_id = h.message_id
+             WHERE m.project_id = ?1 AND h.message_id = ?2",
+        [project_id, message_id],
+        |r| {
+            Ok(MessageHygiene {
+                silenced_by: r.get(0)?,
+                deduplicated_into: r.get(1)?,
+                summary_message_id: r.get(2)?,
+                summary_of: r.get(3)?,
+            })
+        },
+    )
+    .optional()?
+    .unwrap_or_default())
+}
+
+/// A silence: while `starts_at <= now < ends_at`, messages to `topic_urn` whose subject contains
+/// `subject_contains` and whose message contains `message_contains` (each when set) are muted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Silence {
+    pub silence_id: String,
+    pub project_id: String,
+    pub topic_urn: String,
+    pub subject_contains: Option<String>,
+    pub message_contains: Option<String>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub comment: String,
+    pub created_at: i64,
+    /// Messages it muted so far (filled by listings).
+    pub silenced_messages: i64,
+}
+
+const SILENCE_COLUMNS: &str =
+    "s.silence_id, s.project_id, s.topic_urn, s.subject_contains, s.message_contains,
+     s.starts_at, s.ends_at, s.comment, s.created_at";
+
+fn row_silence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
+    Ok(Silence {
+        silence_id: r.get(0)?,
+        project_id: r.get(1)?,
+        topic_urn: r.get(2)?,
+        subject_contains: r.get(3)?,
+        message_contains: r.get(4)?,
+        starts_at: r.get(5)?,
+        ends_at: r.get(6)?,
+        comment: r.get(7)?,
+        created_at: r.get(8)?,
+        silenced_messages: r.get(9)?,
+    })
+}
+
+pub fn insert_silence(c: &Connection, s: &Silence) -> Result<()> {
+    c.execute(
+        "INSERT INTO smn_silences(silence_id, project_id, topic_urn, subject_contains, message_contains,
+             starts_at, ends_at, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            s.silence_id,
+            s.project_id,
+            s.topic_urn,
+            s.subject_contains,
+            s.message_contains,
+            s.starts_at,
+            s.ends_at,
+            s.comment,
+            s.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// How many silences of the topic have not ended by `now` (active or starting later).
+pub fn unexpired_silences(
+    c: &Connection,
+    project_id: &str,
+    topic_urn: &str,
+    now: i64,
+) -> Result<i64> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM smn_silences WHERE project_id = ?1 AND topic_urn = ?2 AND ends_at > ?3",
+        params![project_id, topic_urn, now],
+        |r| r.get(0),
+    )?)
+}
+
+/// The silences of the topic active at `now`, oldest first.
+pub fn active_silences(
+    c: &Connection,
+    project_id: &str,
+    topic_urn: &str,
+    now: i64,
+) -> Result<Vec<Silence>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {SILENCE_COLUMNS}, 0 FROM smn_silences s
+         WHERE s.project_id = ?1 AND s.topic_urn = ?2 AND s.ends_at > ?3 AND s.starts_at <= ?3
+         ORDER BY s.created_at, s.silence_id"
+    ))?;
+    let rows = stmt.query_map(params![project_id, topic_urn, now], row_silence)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A page of the project's silences (of one topic, when given), newest first, and the total.
+pub fn list_silences(
+    c: &Connection,
+    project_id: &str,
+    topic_urn: Option<&str>,
+    offset: u32,
+    limit: u32,
+) -> Result<(Vec<Silence>, u64)> {
+    let cond = "s.project_id = ?1 AND (?2 IS NULL OR s.topic_urn = ?2)";
+    let total: i64 = c.query_row(
+        &format!("SELECT count(*) FROM smn_silences s WHERE {cond}"),
+        params![project_id, topic_urn],
+        |r| r.get(0),
+    )?;
+    let mut stmt = c.prepare(&format!(
+        "SELECT {SILENCE_COLUMNS},
+             (SELECT count(*) FROM smn_message_hygiene h WHERE h.silenced_by = s.silence_id)
+         FROM smn_silences s WHERE {cond}
+         ORDER BY s.created_at DESC, s.silence_id LIMIT ?3 OFFSET ?4"
+    ))?;
+    let rows = stmt.query_map(params![project_id, topic_urn, limit, offset], row_silence)?;
+    Ok((rows.collect::<Result<Vec<_>, _>>()?, total.max(0) as u64))
+}
+
+/// Ends a silence at `now` (one that has not started yet ends before it starts). `None` when the
+/// project has no such silence; `Some(false)` when it had already ended.
+pub fn expire_silence(
+    c: &Connection,
+    project_id: &str,
+    silence_id: &str,
+    now: i64,
+) -> Result<Option<bool>> {
+    let ends_at: Option<i64> = c
+        .query_row(
+            "SELECT ends_at FROM smn_silences WHERE project_id = ?1 AND silence_id = ?2",
+            [project_id, silence_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(ends_at) = ends_at else {
+        return Ok(None);
+    };
+    if ends_at <= now {
+        return Ok(Some(false));
+    }
+    c.execute(
+        "UPDATE smn_silences SET ends_at = ?3, starts_at = min(starts_at, ?3)
+         WHERE project_id = ?1 AND silence_id = ?2",
+        params![project_id, silence_id, now],
+    )?;
+    Ok(Some(true))
+}
+
+impl Silence {
+    /// Whether the silence mutes messages published at `now`.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        // Additive: opening again (an existing database) changes nothing.
+        c.execute_batch(SCHEMA).unwrap();
+        c
+    }
+
+    fn silence(id: &str, starts_at: i64, ends_at: i64) -> Silence {
+        Silence {
+            silence_id: id.into(),
+            project_id: "p".into(),
+            topic_urn: "urn:smn:local:p:t".into(),
+            subject_contains: Some("CTS".into()),
+            message_contains: None,
+            starts_at,
+            ends_at,
+            comment: String::new(),
+            created_at: starts_at,
+            silenced_messages: 0,
+        }
+    }
+
+    #[test]
+    fn silences_are_active_in_their_time_and_expire_once() {
+        let c = db();
+        insert_silence(&c, &silence("a", 100, 200)).unwrap();
+        insert_silence(&c, &silence("later", 150, 300)).unwrap();
+        let ids = |now| -> Vec<String> {
+            active_silences(&c, "p", "urn:smn:local:p:t", now)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.silence_id)
+                .collect()
+        };
+        assert_eq!(ids(99), Vec::<String>::new());
+        assert_eq!(ids(100), vec!["a"]);
+        assert_eq!(ids(160), vec!["a", "later"]);
+        assert_eq!(ids(200), vec!["later"]);
+        assert_eq!(
+            unexpired_silences(&c, "p", "urn:smn:local:p:t", 120).unwrap(),
+            2
+        );
+        // Expiring a silence that has not started yet: it never becomes active.
+        assert_eq!(expire_silence(&c, "p", "later", 120).unwrap(), Some(true));
+        assert_eq!(ids(160), vec!["a"]);
+        assert_eq!(expire_silence(&c, "p", "later", 130).unwrap(), Some(false));
+        assert_eq!(expire_silence(&c, "other", "a", 130).unwrap(), None);
+        let (list, total) = list_silences(&c, "p", None, 0, 10).unwrap();
+        assert_eq!((list.len(), total), (2, 2));
+    }
+
+    #[test]
+    fn dedup_windows_close_and_are_pruned() {
+        let c = db();
+        assert_eq!(dedup_window_ms(&c, "t").unwrap(), 0);
+        set_dedup_window_ms(&c, "t", 2000).unwrap();
+        set_dedup_window_ms(&c, "t", 3000).unwrap();
+        assert_eq!(dedup_window_ms(&c, "t").unwrap(), 3000);
+        start_dedup_window(&c, "t", "f", "m1", 1000, 4000).unwrap();
+        let mut w = open_dedup_window(&c, "t", "f", 3999).unwrap().unwrap();
+        assert_eq!((w.first_message_id.as_str(), w.repeats), ("m1", 0));
+        w.repeats = 2;
+        w.summary_message_id = Some("s1".into());
+        update_dedup_window(&c, "t", "f", &w).unwrap();
+        assert_eq!(
+            open_dedup_window(&c, "t", "f", 3999)
+                .unwrap()
+                .unwrap()
+                .repeats,
+            2
+        );
+        assert_eq!(open_dedup_window(&c, "t", "f", 4000).unwrap(), None);
+        let left: i64 = c
+            .query_row("SELECT count(*) FROM smn_dedup_windows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "a closed window is pruned");
+    }
 }

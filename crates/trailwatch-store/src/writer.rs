@@ -119,6 +119,19 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, head: &watch::Sender<u64>
     let mut done = Vec::with_capacity(jobs.len());
     let mut max_seq = 0u64;
     for job in jobs {
+        // SQLite rolls a transaction back by itself on some errors (disk full, I/O). Running the
+        // next job would then commit it on its own while its group is reported failed: stop.
+        if conn.is_autocommit() {
+            if let Job::Append { reply, .. } = job {
+                done.push(Done::Append(
+                    reply,
+                    Err(StoreError::CommitFailed(
+                        "the group's transaction was lost".into(),
+                    )),
+                ));
+            }
+            continue;
+        }
         match job {
             Job::Append {
                 project_id,

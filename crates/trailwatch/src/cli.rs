@@ -73,6 +73,46 @@ pub enum Command {
     /// Dead letters: deliveries that failed for good.
     #[command(subcommand)]
     Notifications(NotificationsCommand),
+    /// Silences: time-bounded mutes of a topic's messages (they are recorded, not delivered).
+    #[command(subcommand)]
+    Silences(SilencesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilencesCommand {
+    /// Mute a topic's messages matching the given texts until a time; prints the silence id.
+    Create {
+        /// Topic name or URN.
+        topic: String,
+        /// How long from now, e.g. 30m, 2h, 7d (at most 30 days).
+        #[arg(long, conflicts_with = "ends_at", required_unless_present = "ends_at")]
+        ends_in: Option<String>,
+        /// When it ends: milliseconds or RFC 3339 (2026-11-25T10:00:00Z).
+        #[arg(long)]
+        ends_at: Option<String>,
+        /// When it starts (default now), same forms as --ends-at.
+        #[arg(long)]
+        starts_at: Option<String>,
+        /// Mute messages whose subject contains this text (case-sensitive).
+        #[arg(long)]
+        subject_contains: Option<String>,
+        /// Mute messages whose text contains this (case-sensitive).
+        #[arg(long)]
+        message_contains: Option<String>,
+        /// Why, for whoever looks later.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// The project's silences, newest first, with whether each is active.
+    List {
+        /// Only this topic's silences.
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// End a silence now.
+    Expire { silence_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +130,15 @@ pub enum TopicsCommand {
     },
     /// Delete a topic and its subscriptions.
     Delete { topic: String },
+    /// Show or set the topic's alarm hygiene (dedup window).
+    Hygiene {
+        /// Topic name or URN.
+        topic: String,
+        /// Deliver identical messages (same subject and text) once per this many seconds and
+        /// send one summary with the count when the window closes; 0 turns it off (max 86400).
+        #[arg(long, value_name = "SECONDS")]
+        dedup_window: Option<u32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -105,6 +105,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 .await
                 .map(|()| true)
         }
+        Command::Silences(command) => {
+            let client = connect::client(&cli.connection).await?;
+            notify_cli::silences(&client, command).await.map(|()| true)
+        }
     }
 }
 

@@ -1,11 +1,14 @@
-//! `trailwatch topics|subscriptions|publish|deliveries|notifications`: the SMN API from the shell.
+//! `trailwatch topics|subscriptions|publish|deliveries|notifications|silences`: the SMN API from
+//! the shell.
 
 use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
 use trailwatch_client::Client;
 
-use crate::cli::{DeadLettersCommand, OutputFormat, SubscriptionsCommand, TopicsCommand};
+use crate::cli::{
+    DeadLettersCommand, OutputFormat, SilencesCommand, SubscriptionsCommand, TopicsCommand,
+};
 use crate::iam::print_list;
 
 fn base(client: &Client) -> String {
@@ -82,6 +85,30 @@ pub async fn topics(client: &Client, command: &TopicsCommand) -> anyhow::Result<
                 )
                 .await?;
             println!("deleted {urn}");
+        }
+        TopicsCommand::Hygiene {
+            topic,
+            dedup_window,
+        } => {
+            let urn = topic_urn(client, topic).await?;
+            let path = format!("{}/topics/{urn}/hygiene", base(client));
+            let r = match dedup_window {
+                Some(seconds) => {
+                    client
+                        .send(
+                            Method::PUT,
+                            &path,
+                            "",
+                            Some(json!({"dedup_window_seconds": seconds})),
+                        )
+                        .await?
+                }
+                None => client.send(Method::GET, &path, "", None).await?,
+            };
+            match r.body["dedup_window_seconds"].as_u64().unwrap_or(0) {
+                0 => println!("{urn}: dedup window off"),
+                n => println!("{urn}: dedup window {n} s"),
+            }
         }
     }
     Ok(())
@@ -236,10 +263,25 @@ pub async fn deliveries(
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
-    if items.is_empty() {
+    let held = ["silenced_by", "deduplicated_into"]
+        .iter()
+        .any(|k| r.body[*k].is_string());
+    if items.is_empty() && !held {
         println!(
             "no deliveries for {message_id} (no confirmed subscriber, or another project's message)"
         );
+    }
+    if let Some(id) = r.body["silenced_by"].as_str() {
+        println!("silenced by {id}: recorded, not delivered");
+    }
+    if let Some(first) = r.body["deduplicated_into"].as_str() {
+        println!(
+            "a repeat of {first} within its dedup window: counted in summary {}, not delivered",
+            r.body["summary_message_id"].as_str().unwrap_or("-")
+        );
+    }
+    if let Some(first) = r.body["summary_of"].as_str() {
+        println!("the dedup summary of {first}");
     }
     for d in &items {
         println!(
@@ -307,6 +349,137 @@ pub async fn dead_letters(client: &Client, command: &DeadLettersCommand) -> anyh
                 )
                 .await?;
             println!("replayed {}", r.body["replayed"]);
+        }
+    }
+    Ok(())
+}
+
+/// A duration from now such as `90s`, `30m`, `2h`, `7d`, in milliseconds.
+fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    let factor = match s.chars().last() {
+        Some('s') => 1_000,
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        Some('d') => 86_400_000,
+        _ => 0,
+    };
+    match s[..s.len().saturating_sub(1)].parse::<i64>() {
+        Ok(n) if factor > 0 && n > 0 => Ok(n.saturating_mul(factor)),
+        _ => bail!(
+            "`{s}` is not a duration: use a positive number with s, m, h or d, such as 30m or 2h"
+        ),
+    }
+}
+
+pub async fn silences(client: &Client, command: &SilencesCommand) -> anyhow::Result<()> {
+    let now = trailwatch_store::now_ms();
+    match command {
+        SilencesCommand::Create {
+            topic,
+            ends_in,
+            ends_at,
+            starts_at,
+            subject_contains,
+            message_contains,
+            comment,
+        } => {
+            let ends_at = match (ends_in, ends_at) {
+                (Some(d), _) => now + parse_duration_ms(d)?,
+                (None, Some(t)) => crate::traces::parse_time(t, now)?,
+                (None, None) => bail!("give --ends-in or --ends-at"),
+            };
+            let urn = topic_urn(client, topic).await?;
+            let mut body = json!({"topic_urn": urn, "ends_at": ends_at, "comment": comment});
+            if let Some(t) = starts_at {
+                body["starts_at"] = json!(crate::traces::parse_time(t, now)?);
+            }
+            if let Some(m) = subject_contains {
+                body["subject_contains"] = json!(m);
+            }
+            if let Some(m) = message_contains {
+                body["message_contains"] = json!(m);
+            }
+            let r = client
+                .send(
+                    Method::POST,
+                    &format!("{}/silences", base(client)),
+                    "",
+                    Some(body),
+                )
+                .await?;
+            println!("{}", r.body["silence_id"].as_str().unwrap_or_default());
+            eprintln!("silenced until {}", time(&r.body["ends_at"]));
+        }
+        SilencesCommand::List { topic, output } => {
+            let mut query = "limit=100".to_owned();
+            if let Some(t) = topic {
+                let urn = topic_urn(client, t).await?;
+                query.push_str(&format!(
+                    "&{}",
+                    trailwatch_client::encode_query(&[("topic_urn", urn)])
+                ));
+            }
+            let r = client
+                .send(
+                    Method::GET,
+                    &format!("{}/silences", base(client)),
+                    &query,
+                    None,
+                )
+                .await?;
+            let mut items = r.body["silences"].as_array().cloned().unwrap_or_default();
+            if *output == OutputFormat::Table {
+                for i in &mut items {
+                    i["topic"] = json!(
+                        i["topic_urn"]
+                            .as_str()
+                            .and_then(|u| u.rsplit(':').next())
+                            .unwrap_or_default()
+                    );
+                    i["starts"] = json!(time(&i["starts_at"]));
+                    i["ends"] = json!(time(&i["ends_at"]));
+                    i["matches"] = json!(
+                        [
+                            ("subject", &i["subject_contains"]),
+                            ("message", &i["message_contains"])
+                        ]
+                        .iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}~{v:?}")))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                    );
+                }
+            }
+            print_list(
+                &items,
+                *output,
+                &[
+                    "silence_id",
+                    "topic",
+                    "matches",
+                    "starts",
+                    "ends",
+                    "active",
+                    "silenced_messages",
+                    "comment",
+                ],
+            );
+        }
+        SilencesCommand::Expire { silence_id } => {
+            let r = client
+                .send(
+                    Method::DELETE,
+                    &format!("{}/silences/{silence_id}", base(client)),
+                    "",
+                    None,
+                )
+                .await?;
+            if r.body["already_ended"] == true {
+                println!("{silence_id} had already ended");
+            } else {
+                println!("expired {silence_id}");
+            }
         }
     }
     Ok(())

@@ -124,6 +124,15 @@ async fn http_subscriber_confirms_and_receives_signed_notifications() {
         .await
         .unwrap();
     assert_eq!(pending.status, 201);
+    // Its confirmation must have arrived before the next subscription's is awaited: both go to
+    // the same receiver, and only arrival order tells them apart here.
+    assert_eq!(
+        receiver
+            .wait_for("SubscriptionConfirmation", 1, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
 
     let sub = subscribe_confirmed(
         &client,
