@@ -10,88 +10,19 @@ use std::time::Duration;
 
 use common::Server;
 use common::receiver::{Receiver, verify_signed};
+use common::smn::{create_topic, publish, subscribe_confirmed};
 use reqwest::Method;
 use serde_json::{Value, json};
-use trailwatch_client::Client;
 
 /// Fast retries so that tests see several attempts in well under a second.
 const FAST_RETRIES: &str = "[notify]\nretry_base_ms = 20\nretry_cap_ms = 200\n";
-
-async fn create_topic(client: &Client, name: &str) -> String {
-    let path = format!("/v2/{}/notifications/topics", client.project_id());
-    let r = client
-        .send(
-            Method::POST,
-            &path,
-            "",
-            Some(json!({"name": name, "display_name": "Audit alarms"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body["topic_urn"].as_str().unwrap().to_owned()
-}
-
-/// Subscribes the receiver and completes the confirmation handshake as a receiver would.
-async fn subscribe_confirmed(
-    client: &Client,
-    topic: &str,
-    receiver: &Receiver,
-    extra: Value,
-) -> String {
-    let path = format!(
-        "/v2/{}/notifications/topics/{topic}/subscriptions",
-        client.project_id()
-    );
-    let mut body = json!({"protocol": "http", "endpoint": receiver.url, "remark": "test"});
-    if let Value::Object(m) = extra {
-        for (k, v) in m {
-            body[k] = v;
-        }
-    }
-    let r = client
-        .send(Method::POST, &path, "", Some(body))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", r.body);
-    let sub_urn = r.body["subscription_urn"].as_str().unwrap().to_owned();
-    let before = receiver.of_type("SubscriptionConfirmation").len();
-    let confirmations = receiver
-        .wait_for(
-            "SubscriptionConfirmation",
-            before + 1,
-            Duration::from_secs(10),
-        )
-        .await;
-    let confirmation = confirmations.last().unwrap();
-    verify_signed(confirmation).await.unwrap();
-    let url = confirmation.body["subscribe_url"].as_str().unwrap();
-    let resp = reqwest::get(url).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["subscription_urn"], sub_urn.as_str());
-    sub_urn
-}
-
-async fn publish(client: &Client, topic: &str, body: Value) -> String {
-    let path = format!(
-        "/v2/{}/notifications/topics/{topic}/publish",
-        client.project_id()
-    );
-    let r = client
-        .send(Method::POST, &path, "", Some(body))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["message_id"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn http_subscriber_confirms_and_receives_signed_notifications() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin().await;
     let receiver = Receiver::start().await;
-    let topic = create_topic(&client, "cts_test").await;
+    let topic = create_topic(&client, "cts_test", "Audit alarms").await;
     assert_eq!(
         topic,
         format!("urn:smn:local:{}:cts_test", client.project_id())
@@ -229,7 +160,7 @@ async fn failing_receiver_is_retried_until_delivered_exactly_once() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin().await;
     let receiver = Receiver::start().await;
-    let topic = create_topic(&client, "retries").await;
+    let topic = create_topic(&client, "retries", "Audit alarms").await;
     subscribe_confirmed(&client, &topic, &receiver, json!({})).await;
     receiver.behaviour.fail_first.store(4, Ordering::SeqCst);
     let message_id = publish(&client, &topic, json!({"message": "retry me"})).await;
@@ -275,7 +206,7 @@ async fn permanent_failures_become_dead_letters_that_can_be_replayed() {
     let client = server.admin().await;
     let receiver = Receiver::start().await;
     let healthy = Receiver::start().await;
-    let topic = create_topic(&client, "dead").await;
+    let topic = create_topic(&client, "dead", "Audit alarms").await;
     subscribe_confirmed(&client, &topic, &receiver, json!({})).await;
     subscribe_confirmed(&client, &topic, &healthy, json!({})).await;
     receiver.behaviour.fail_status.store(410, Ordering::SeqCst);
@@ -345,7 +276,7 @@ async fn message_structure_and_templates() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin().await;
     let receiver = Receiver::start().await;
-    let topic = create_topic(&client, "templated").await;
+    let topic = create_topic(&client, "templated", "Audit alarms").await;
     subscribe_confirmed(&client, &topic, &receiver, json!({})).await;
     let pid = client.project_id().to_owned();
 
@@ -402,7 +333,7 @@ async fn bad_input_gets_smn_errors_and_creates_nothing() {
     let server = Server::start();
     let client = server.admin().await;
     let pid = client.project_id().to_owned();
-    let topic = create_topic(&client, "bad").await;
+    let topic = create_topic(&client, "bad", "Audit alarms").await;
     let topics = format!("/v2/{pid}/notifications/topics");
     let subs = format!("{topics}/{topic}/subscriptions");
     let cases: Vec<(String, Value, &str)> = vec![
@@ -496,7 +427,7 @@ async fn the_tutorials_exact_publish_call_works() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin_password().await;
     let receiver = Receiver::start().await;
-    let topic = create_topic(&client, "cts_test").await;
+    let topic = create_topic(&client, "cts_test", "Audit alarms").await;
     subscribe_confirmed(&client, &topic, &receiver, json!({})).await;
     let (token, _) = client.password_token(Some("default")).await.unwrap();
     let script = r#"
@@ -544,7 +475,7 @@ async fn kill9_during_publish_burst_loses_no_acknowledged_message() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin().await;
     let receiver = Receiver::start().await;
-    let topic = create_topic(&client, "burst").await;
+    let topic = create_topic(&client, "burst", "Audit alarms").await;
     subscribe_confirmed(&client, &topic, &receiver, json!({})).await;
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut tasks = Vec::new();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use common::receiver::{Received, Receiver, verify_signed};
+use common::smn::{create_topic, publish};
 use reqwest::Method;
 use serde_json::{Value, json};
 use smtp::{Mail, SmtpServer, SmtpStandby, find_link, free_port};
@@ -28,21 +29,6 @@ fn smtp_config(port: u16) -> String {
     format!(
         "{FAST_RETRIES}[notify.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"{SENDER}\"\n"
     )
-}
-
-async fn create_topic(client: &Client, name: &str, display_name: &str) -> String {
-    let path = format!("/v2/{}/notifications/topics", client.project_id());
-    let r = client
-        .send(
-            Method::POST,
-            &path,
-            "",
-            Some(json!({"name": name, "display_name": display_name})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body["topic_urn"].as_str().unwrap().to_owned()
 }
 
 async fn subscribe(client: &Client, topic: &str, protocol: &str, endpoint: &str) -> String {
@@ -82,19 +68,6 @@ async fn status_of(client: &Client, sub_urn: &str) -> i64 {
         .unwrap_or_else(|| panic!("{sub_urn} is not listed: {}", list.body))["status"]
         .as_i64()
         .unwrap()
-}
-
-async fn publish(client: &Client, topic: &str, body: Value) -> String {
-    let path = format!(
-        "/v2/{}/notifications/topics/{topic}/publish",
-        client.project_id()
-    );
-    let r = client
-        .send(Method::POST, &path, "", Some(body))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["message_id"].as_str().unwrap().to_owned()
 }
 
 /// `GET /v2/{pid}/notifications/messages/{id}/deliveries` → the `deliveries` array.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::smn::{create_topic, publish, subscribe_confirmed};
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -22,61 +24,6 @@ fn now_ms() -> i64 {
 
 fn path(client: &Client, rest: &str) -> String {
     format!("/v2/{}/notifications{rest}", client.project_id())
-}
-
-async fn create_topic(client: &Client, name: &str) -> String {
-    let r = client
-        .send(
-            Method::POST,
-            &path(client, "/topics"),
-            "",
-            Some(json!({"name": name})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body["topic_urn"].as_str().unwrap().to_owned()
-}
-
-/// Subscribes the receiver and completes the confirmation handshake as a receiver would.
-async fn subscribe_confirmed(client: &Client, topic: &str, receiver: &Receiver) {
-    let r = client
-        .send(
-            Method::POST,
-            &path(client, &format!("/topics/{topic}/subscriptions")),
-            "",
-            Some(json!({"protocol": "http", "endpoint": receiver.url})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", r.body);
-    let before = receiver.of_type("SubscriptionConfirmation").len();
-    let confirmations = receiver
-        .wait_for(
-            "SubscriptionConfirmation",
-            before + 1,
-            Duration::from_secs(10),
-        )
-        .await;
-    let url = confirmations.last().unwrap().body["subscribe_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(reqwest::get(url).await.unwrap().status(), 200);
-}
-
-async fn publish(client: &Client, topic: &str, body: Value) -> String {
-    let r = client
-        .send(
-            Method::POST,
-            &path(client, &format!("/topics/{topic}/publish")),
-            "",
-            Some(body),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["message_id"].as_str().unwrap().to_owned()
 }
 
 async fn message_record(client: &Client, message_id: &str) -> Value {
@@ -130,8 +77,8 @@ async fn dedup_window_delivers_once_then_one_summary_with_the_count() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin().await;
     let receiver = Receiver::start().await;
-    let topic = create_topic(&client, "dedup").await;
-    subscribe_confirmed(&client, &topic, &receiver).await;
+    let topic = create_topic(&client, "dedup", "").await;
+    subscribe_confirmed(&client, &topic, &receiver, json!({})).await;
     let hygiene = path(&client, &format!("/topics/{topic}/hygiene"));
     let (status, body) = raw(&client, Method::GET, &hygiene, None).await;
     assert_eq!((status, &body["dedup_window_seconds"]), (200, &json!(0)));
@@ -252,8 +199,8 @@ async fn silenced_messages_are_recorded_not_delivered() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin().await;
     let receiver = Receiver::start().await;
-    let topic = create_topic(&client, "silenced").await;
-    subscribe_confirmed(&client, &topic, &receiver).await;
+    let topic = create_topic(&client, "silenced", "").await;
+    subscribe_confirmed(&client, &topic, &receiver, json!({})).await;
     let silences = path(&client, "/silences");
     let (status, created) = raw(
         &client,
@@ -379,7 +326,7 @@ async fn silenced_messages_are_recorded_not_delivered() {
 async fn bad_hygiene_and_silence_requests_are_answered_precisely() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin().await;
-    let topic = create_topic(&client, "strict").await;
+    let topic = create_topic(&client, "strict", "").await;
     let silences = path(&client, "/silences");
     let now = now_ms();
     let silence = |extra: Value| {
@@ -565,8 +512,8 @@ async fn hygiene_and_silence_commands() {
     let server = Server::start_with_config(FAST_RETRIES);
     let client = server.admin().await;
     let receiver = Receiver::start().await;
-    let topic = create_topic(&client, "alarms").await;
-    subscribe_confirmed(&client, &topic, &receiver).await;
+    let topic = create_topic(&client, "alarms", "").await;
+    subscribe_confirmed(&client, &topic, &receiver, json!({})).await;
     let run = |args: &[&str], succeed: bool| {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let server = &server;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod receiver;
+pub mod smn;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
