@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::Server;
 use common::receiver::{Receiver, verify_signed};
-use common::smn::{create_topic, publish, subscribe_confirmed};
+use common::smn::{create_topic, deliveries, publish, subscribe_confirmed};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -120,26 +120,14 @@ async fn http_subscriber_confirms_and_receives_signed_notifications() {
     assert!(verify_signed(&forged).await.is_err());
 
     // The delivery record shows one successful attempt.
-    let d = client
-        .send(
-            Method::GET,
-            &format!(
-                "/v2/{}/notifications/messages/{message_id}/deliveries",
-                client.project_id()
-            ),
-            "",
-            None,
-        )
-        .await
-        .unwrap();
-    let deliveries = d.body["deliveries"].as_array().unwrap();
+    let d = deliveries(&client, &message_id).await;
     assert_eq!(
-        deliveries.len(),
+        d.len(),
         1,
         "only the confirmed subscription is delivered to"
     );
-    assert_eq!(deliveries[0]["state"], "delivered");
-    assert_eq!(deliveries[0]["attempt_log"].as_array().unwrap().len(), 1);
+    assert_eq!(d[0]["state"], "delivered");
+    assert_eq!(d[0]["attempt_log"].as_array().unwrap().len(), 1);
 
     // The unsubscribe link in the notification cancels the subscription.
     let unsubscribe = n.body["unsubscribe_url"].as_str().unwrap();
@@ -175,22 +163,8 @@ async fn failing_receiver_is_retried_until_delivered_exactly_once() {
         1,
         "delivered once, not again"
     );
-    let d = client
-        .send(
-            Method::GET,
-            &format!(
-                "/v2/{}/notifications/messages/{message_id}/deliveries",
-                client.project_id()
-            ),
-            "",
-            None,
-        )
-        .await
-        .unwrap();
-    let log = d.body["deliveries"][0]["attempt_log"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let d = deliveries(&client, &message_id).await;
+    let log = d[0]["attempt_log"].as_array().unwrap().clone();
     assert_eq!(log.len(), 5, "{log:?}");
     assert!(
         log[..4]

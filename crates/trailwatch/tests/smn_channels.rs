@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use common::receiver::{Received, Receiver, verify_signed};
-use common::smn::{create_topic, publish};
+use common::smn::{create_topic, deliveries, publish};
 use reqwest::Method;
 use serde_json::{Value, json};
 use smtp::{Mail, SmtpServer, SmtpStandby, find_link, free_port};
@@ -68,23 +68,6 @@ async fn status_of(client: &Client, sub_urn: &str) -> i64 {
         .unwrap_or_else(|| panic!("{sub_urn} is not listed: {}", list.body))["status"]
         .as_i64()
         .unwrap()
-}
-
-/// `GET /v2/{pid}/notifications/messages/{id}/deliveries` → the `deliveries` array.
-async fn deliveries(client: &Client, message_id: &str) -> Vec<Value> {
-    let d = client
-        .send(
-            Method::GET,
-            &format!(
-                "/v2/{}/notifications/messages/{message_id}/deliveries",
-                client.project_id()
-            ),
-            "",
-            None,
-        )
-        .await
-        .unwrap();
-    d.body["deliveries"].as_array().unwrap().clone()
 }
 
 /// Polls the single delivery of `message_id` (bounded) until `done` holds; returns it.

@@ -79,3 +79,20 @@ pub async fn publish(client: &Client, topic: &str, body: Value) -> String {
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["message_id"].as_str().unwrap().to_owned()
 }
+
+/// `GET /v2/{pid}/notifications/messages/{id}/deliveries` → the `deliveries` array.
+pub async fn deliveries(client: &Client, message_id: &str) -> Vec<Value> {
+    let d = client
+        .send(
+            Method::GET,
+            &format!(
+                "/v2/{}/notifications/messages/{message_id}/deliveries",
+                client.project_id()
+            ),
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+    d.body["deliveries"].as_array().unwrap().clone()
+}
