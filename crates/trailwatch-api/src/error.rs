@@ -2,7 +2,7 @@
 //!
 //! | shape | used by | body |
 //! |---|---|---|
-//! | [`ApiError::Cts`] | CTS routes | `{"error_code":"CTS.xxxx","error_msg":"…"}` |
+//! | [`ApiError::Cts`] | CTS, FunctionGraph and LTS routes ([`ApiError::service`]) | `{"error_code":"CTS.xxxx","error_msg":"…"}` |
 //! | [`ApiError::Gateway`] | authentication and project scope on every service | `{"error_code":"APIGW.xxxx","error_msg":"…","request_id":"…"}` |
 //! | [`ApiError::Iam`] | IAM routes | `{"error":{"code":401,"message":"…","title":"Unauthorized"}}` |
 //! | [`ApiError::Smn`] | SMN routes | `{"request_id":"…","code":"SMN.xxxx","message":"…"}` |
@@ -44,6 +44,12 @@ impl ApiError {
             code,
             msg: msg.into(),
         }
+    }
+
+    /// The `{"error_code","error_msg"}` body that CTS, FunctionGraph (`FSS.xxxx`) and LTS
+    /// (`LTS.xxxx`) share.
+    pub fn service(status: StatusCode, code: &'static str, msg: impl Into<String>) -> Self {
+        Self::cts(status, code, msg)
     }
 
     /// CTS.0003: the body (or one record of it) is empty or invalid.

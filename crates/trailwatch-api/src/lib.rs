@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cts;
 pub mod error;
 pub mod iam_routes;
+pub mod lts;
 pub mod metrics;
 pub mod server;
 pub mod smn;
@@ -62,6 +63,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<ApiConfig>,
     pub notifier: Arc<trailwatch_notify::service::Notifier>,
+    /// The sequence number of the newest durable LTS log line; the LTS trigger engine waits on
+    /// it instead of polling.
+    pub lts_head: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// All routes. Every route except health, metrics and token issuance requires authentication.
@@ -161,6 +165,34 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2/{project_id}/notifications/dead-letters/replay",
             post(smn::replay),
+        )
+        .route(
+            "/v2/{project_id}/groups",
+            get(lts::list_groups).post(lts::create_group),
+        )
+        .route(
+            "/v2/{project_id}/groups/{group_id}",
+            post(lts::update_group).delete(lts::delete_group),
+        )
+        .route(
+            "/v2/{project_id}/groups/{group_id}/streams",
+            get(lts::list_streams).post(lts::create_stream),
+        )
+        .route(
+            "/v2/{project_id}/groups/{group_id}/streams/{stream_id}",
+            delete(lts::delete_stream),
+        )
+        .route(
+            "/v2/{project_id}/groups/{group_id}/streams/{stream_id}/content/query",
+            post(lts::query),
+        )
+        .route(
+            "/v2/{project_id}/lts/groups/{group_id}/streams/{stream_id}/tenant/contents",
+            post(lts::report_lines),
+        )
+        .route(
+            "/v2/{project_id}/lts/groups/{group_id}/streams/{stream_id}/tenant/contents/high-accuracy",
+            post(lts::report_lines_high_accuracy),
         )
         .route_layer(auth.clone());
     Router::new()

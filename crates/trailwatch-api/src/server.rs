@@ -78,6 +78,7 @@ pub async fn run(
     if let Some(days) = options.retention_days {
         tokio::spawn(retention_loop(state.store.clone(), days));
     }
+    tokio::spawn(lts_retention_loop(state.store.clone()));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let outbox = tokio::spawn(state.notifier.clone().run_outbox(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -124,6 +125,7 @@ pub async fn prepare(options: &ServerOptions) -> Result<AppState, ServerError> {
         metrics: Arc::new(Metrics::default()),
         config: Arc::new(options.api.clone()),
         notifier,
+        lts_head: Arc::new(tokio::sync::watch::Sender::new(0)),
     };
     bootstrap(&state, &options.data_dir, &options.bootstrap).await?;
     Ok(state)
@@ -329,6 +331,23 @@ async fn bootstrap(
         );
     }
     Ok(())
+}
+
+/// Deletes LTS lines older than their group's `ttl_in_days`, every ten minutes.
+async fn lts_retention_loop(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = trailwatch_store::now_ms();
+        match store
+            .write(move |c| trailwatch_store::lts::apply_retention(c, now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "retention removed expired log lines"),
+            Err(e) => tracing::warn!(error = %e, "log retention pass failed; will retry"),
+        }
+    }
 }
 
 async fn retention_loop(store: Store, days: u32) {

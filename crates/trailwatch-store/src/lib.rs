@@ -28,6 +28,7 @@
 
 mod db;
 pub mod iam;
+pub mod lts;
 mod query;
 mod readers;
 pub mod smn;
