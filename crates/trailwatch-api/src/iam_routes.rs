@@ -1,4 +1,5 @@
-//! IAM routes: tokens (Keystone-style, as OTC IAM), projects, users and AK/SK credentials.
+//! IAM routes: tokens (Keystone-style, as OTC IAM), projects, users and AK/SK credentials,
+//! built-in roles, and agencies with their per-project role grants (`OS-AGENCY`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -6,9 +7,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use trailwatch_iam::roles::{self, Role};
 use trailwatch_iam::token::{self, TokenClaims};
 use trailwatch_iam::{ids, password};
-use trailwatch_store::{StoreError, iam as iam_db, now_ms};
+use trailwatch_store::{StoreError, agencies as agency_db, iam as iam_db, now_ms};
 
 use crate::AppState;
 use crate::auth::{AuthMethod, Caller, fmt_ms, internal_iam, truncate};
@@ -574,4 +576,410 @@ pub async fn delete_credential(
         .await
         .map_err(store_err)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles and agencies (OTC `GET /v3/roles`, `/v3.0/OS-AGENCY/…`). Administrators only.
+
+fn not_found(msg: impl Into<String>) -> ApiError {
+    ApiError::iam(StatusCode::NOT_FOUND, msg)
+}
+
+/// The query parameters of an IAM list call.
+fn query_params(q: Option<&str>) -> Result<serde_json::Map<String, Value>, ApiError> {
+    crate::cts::parse_query(q.unwrap_or("")).map_err(|_| bad_request("invalid query string"))
+}
+
+fn role_json(app: &AppState, r: &Role) -> Value {
+    let base = app.config.public_url.trim_end_matches('/');
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "display_name": r.display_name,
+        "description": r.description,
+        "catalog": r.catalog,
+        "type": r.role_type.as_str(),
+        "domain_id": null,
+        "policy": r.policy(),
+        "links": {"self": format!("{base}/v3/roles/{}", r.id)},
+    })
+}
+
+fn known_role(role_id: &str) -> Result<&'static Role, ApiError> {
+    roles::by_id(role_id)
+        .ok_or_else(|| not_found(format!("role `{}` does not exist", truncate(role_id, 64))))
+}
+
+/// `GET /v3/roles[?name=][&display_name=][&catalog=]`: the built-in roles. `name` and `catalog`
+/// match exactly, `display_name` as a substring (OTC: `Administrator` lists every
+/// administrator role).
+pub async fn list_roles(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&app, &caller).await?;
+    let params = query_params(q.as_deref())?;
+    let param = |k: &str| params.get(k).and_then(Value::as_str);
+    let (name, display_name, catalog) = (param("name"), param("display_name"), param("catalog"));
+    let list: Vec<Value> = roles::all()
+        .iter()
+        .filter(|r| name.is_none_or(|n| r.name == n))
+        .filter(|r| display_name.is_none_or(|d| r.display_name.contains(d)))
+        .filter(|r| catalog.is_none_or(|c| r.catalog == c))
+        .map(|r| role_json(&app, r))
+        .collect();
+    let base = app.config.public_url.trim_end_matches('/');
+    Ok(Json(json!({
+        "roles": list,
+        "links": {"self": format!("{base}/v3/roles"), "previous": null, "next": null},
+        "total_number": list.len(),
+    })))
+}
+
+/// `GET /v3/roles/{role_id}`.
+pub async fn get_role(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(role_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&app, &caller).await?;
+    let role = known_role(&role_id)?;
+    Ok(Json(json!({"role": role_json(&app, role)})))
+}
+
+fn agency_json(a: &agency_db::Agency) -> Value {
+    json!({
+        "id": a.id,
+        "name": a.name,
+        "domain_id": a.domain_id,
+        "trust_domain_id": a.trust_domain_id,
+        "trust_domain_name": a.trust_domain_name,
+        "description": a.description,
+        "duration": a.duration,
+        "expire_time": a.expires_at.map(fmt_ms),
+        "create_time": fmt_ms(a.created_at),
+    })
+}
+
+/// How long a `ONEDAY` agency is valid.
+const ONE_DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// `POST /v3.0/OS-AGENCY/agencies`: `{"agency":{"name","domain_id","trust_domain_id" |
+/// "trust_domain_name","description"?,"duration"?}}`. The trusted party is another domain or the
+/// function service (`op_svc_cff`); with both given, `trust_domain_name` wins (as OTC).
+pub async fn create_agency(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&app, &caller).await?;
+    let req = parse_body(&body)?;
+    match req.get("agency") {
+        Some(Value::Object(_)) => {}
+        Some(_) => return Err(bad_request("`/agency` must be an object")),
+        None => return Err(bad_request("`/agency` is required")),
+    }
+    let name = str_at(&req, "/agency/name")?.to_owned();
+    check_name("agency", &name)?;
+    let domain_id = str_at(&req, "/agency/domain_id")?;
+    if domain_id != caller.domain_id {
+        return Err(forbidden(
+            "Agencies can be created only in your own domain.",
+        ));
+    }
+    let trust_name = opt_str_at(&req, "/agency/trust_domain_name")?.map(str::to_owned);
+    let trust_id = opt_str_at(&req, "/agency/trust_domain_id")?.map(str::to_owned);
+    let description = match req.pointer("/agency/description") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) if s.chars().count() <= 255 => s.clone(),
+        Some(Value::String(_)) => {
+            return Err(bad_request(
+                "`/agency/description` is longer than 255 characters",
+            ));
+        }
+        Some(_) => return Err(bad_request("`/agency/description` must be a string")),
+    };
+    let duration = match req.pointer("/agency/duration") {
+        None | Some(Value::Null) => "FOREVER",
+        Some(Value::String(s)) if s == "FOREVER" => "FOREVER",
+        Some(Value::String(s)) if s == "ONEDAY" => "ONEDAY",
+        Some(Value::String(s)) => {
+            return Err(bad_request(format!(
+                "`/agency/duration` must be `FOREVER` or `ONEDAY`, not `{}`",
+                truncate(s, 32)
+            )));
+        }
+        Some(_) => return Err(bad_request("`/agency/duration` must be a string")),
+    };
+
+    // The trusted party. Domains are never renamed or deleted, so resolving it before the
+    // write cannot go stale.
+    let (trust_domain_id, trust_domain_name) = match (trust_name, trust_id) {
+        (None, None) => {
+            return Err(bad_request(
+                "`/agency/trust_domain_id` or `/agency/trust_domain_name` is required",
+            ));
+        }
+        (Some(n), _) if n == roles::FUNCTION_SERVICE_TRUST_NAME => (
+            roles::FUNCTION_SERVICE_TRUST_ID.to_owned(),
+            roles::FUNCTION_SERVICE_TRUST_NAME.to_owned(),
+        ),
+        (None, Some(i)) if i == roles::FUNCTION_SERVICE_TRUST_ID => (
+            roles::FUNCTION_SERVICE_TRUST_ID.to_owned(),
+            roles::FUNCTION_SERVICE_TRUST_NAME.to_owned(),
+        ),
+        (name, id) => {
+            let shown = name.clone().or(id.clone()).unwrap_or_default();
+            let domain = app
+                .store
+                .read(move |c| match (name, id) {
+                    (Some(n), _) => iam_db::domain_by_name(c, &n),
+                    (None, Some(i)) => iam_db::domain_by_id(c, &i),
+                    (None, None) => Ok(None),
+                })
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| {
+                    not_found(format!(
+                        "the trust domain `{}` does not exist",
+                        truncate(&shown, 64)
+                    ))
+                })?;
+            if domain.id == caller.domain_id {
+                return Err(bad_request(
+                    "An agency cannot trust its own domain; trust another domain or `op_svc_cff` (the function service).",
+                ));
+            }
+            (domain.id, domain.name)
+        }
+    };
+
+    let did = caller.domain_id.clone();
+    let created_at = now_ms();
+    let expires_at = (duration == "ONEDAY").then_some(created_at + ONE_DAY_MS);
+    let agency = app
+        .store
+        .write(move |tx| {
+            agency_db::create_agency(
+                tx,
+                &agency_db::NewAgency {
+                    id: &ids::new_id32(),
+                    domain_id: &did,
+                    name: &name,
+                    trust_domain_id: &trust_domain_id,
+                    trust_domain_name: &trust_domain_name,
+                    description: &description,
+                    duration,
+                    expires_at,
+                    created_at,
+                },
+            )
+        })
+        .await
+        .map_err(store_err)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"agency": agency_json(&agency)})),
+    )
+        .into_response())
+}
+
+/// `GET /v3.0/OS-AGENCY/agencies[?domain_id=][&name=][&trust_domain_id=]`: the agencies of the
+/// caller's domain, by name.
+pub async fn list_agencies(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&app, &caller).await?;
+    let params = query_params(q.as_deref())?;
+    let param = |k: &str| params.get(k).and_then(Value::as_str);
+    if let Some(d) = param("domain_id")
+        && d != caller.domain_id
+    {
+        return Err(forbidden(
+            "You may list only the agencies of your own domain.",
+        ));
+    }
+    let did = caller.domain_id.clone();
+    let mut agencies = app
+        .store
+        .read(move |c| agency_db::agencies_of_domain(c, &did))
+        .await
+        .map_err(store_err)?;
+    if let Some(name) = param("name") {
+        agencies.retain(|a| a.name == name);
+    }
+    if let Some(trust) = param("trust_domain_id") {
+        agencies.retain(|a| a.trust_domain_id == trust);
+    }
+    let list: Vec<Value> = agencies.iter().map(agency_json).collect();
+    Ok(Json(json!({"agencies": list})))
+}
+
+/// The agency with this id if it belongs to the caller's domain (administrators only). An
+/// agency of another domain is answered like one that does not exist.
+async fn own_agency(
+    app: &AppState,
+    caller: &Caller,
+    agency_id: &str,
+) -> Result<agency_db::Agency, ApiError> {
+    require_admin(app, caller).await?;
+    let id = agency_id.to_owned();
+    let agency = app
+        .store
+        .read(move |c| agency_db::agency_by_id(c, &id))
+        .await
+        .map_err(store_err)?;
+    match agency {
+        Some(a) if a.domain_id == caller.domain_id => Ok(a),
+        _ => Err(not_found(format!(
+            "agency `{}` does not exist in your domain",
+            truncate(agency_id, 64)
+        ))),
+    }
+}
+
+/// `GET /v3.0/OS-AGENCY/agencies/{agency_id}`.
+pub async fn get_agency(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(agency_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let agency = own_agency(&app, &caller, &agency_id).await?;
+    Ok(Json(json!({"agency": agency_json(&agency)})))
+}
+
+/// `DELETE /v3.0/OS-AGENCY/agencies/{agency_id}`: the agency and all its grants.
+pub async fn delete_agency(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(agency_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let agency = own_agency(&app, &caller, &agency_id).await?;
+    let deleted = app
+        .store
+        .write(move |tx| agency_db::delete_agency(tx, &agency.id))
+        .await
+        .map_err(store_err)?;
+    if !deleted {
+        return Err(not_found(format!(
+            "agency `{}` does not exist in your domain",
+            truncate(&agency_id, 64)
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks that the project and the agency of a grant path belong to the caller's domain
+/// (administrators only); either of another domain is answered like one that does not exist.
+async fn grant_target(
+    app: &AppState,
+    caller: &Caller,
+    project_id: &str,
+    agency_id: &str,
+) -> Result<(), ApiError> {
+    let agency = own_agency(app, caller, agency_id).await?;
+    let pid = project_id.to_owned();
+    let project = app
+        .store
+        .read(move |c| iam_db::project_by_id(c, &pid))
+        .await
+        .map_err(store_err)?;
+    match project {
+        Some(p) if p.domain_id == caller.domain_id && p.domain_id == agency.domain_id => Ok(()),
+        _ => Err(not_found(format!(
+            "project `{}` does not exist in your domain",
+            truncate(project_id, 64)
+        ))),
+    }
+}
+
+/// `PUT /v3.0/OS-AGENCY/projects/{project_id}/agencies/{agency_id}/roles/{role_id}`: grant
+/// (granting again is a no-op). 204.
+pub async fn grant_agency_role(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((project_id, agency_id, role_id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    grant_target(&app, &caller, &project_id, &agency_id).await?;
+    let role = known_role(&role_id)?;
+    app.store
+        .write(move |tx| agency_db::grant_role(tx, &agency_id, &project_id, role.id))
+        .await
+        .map_err(store_err)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v3.0/OS-AGENCY/projects/{project_id}/agencies/{agency_id}/roles`: the roles granted
+/// in this project, in catalogue order.
+pub async fn list_agency_roles(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((project_id, agency_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    grant_target(&app, &caller, &project_id, &agency_id).await?;
+    let ids = app
+        .store
+        .read(move |c| agency_db::granted_role_ids(c, &agency_id, &project_id))
+        .await
+        .map_err(store_err)?;
+    let list: Vec<Value> = roles::all()
+        .iter()
+        .filter(|r| ids.iter().any(|id| id == r.id))
+        .map(|r| role_json(&app, r))
+        .collect();
+    Ok(Json(json!({"roles": list})))
+}
+
+/// `DELETE …/roles/{role_id}`: revoke. 404 when it was not granted.
+pub async fn revoke_agency_role(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((project_id, agency_id, role_id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    grant_target(&app, &caller, &project_id, &agency_id).await?;
+    let role = known_role(&role_id)?;
+    let (pid, aid) = (project_id.clone(), agency_id.clone());
+    let revoked = app
+        .store
+        .write(move |tx| agency_db::revoke_role(tx, &aid, &pid, role.id))
+        .await
+        .map_err(store_err)?;
+    if revoked {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_granted(role, &agency_id, &project_id))
+    }
+}
+
+fn not_granted(role: &Role, agency_id: &str, project_id: &str) -> ApiError {
+    not_found(format!(
+        "role `{}` is not granted to agency `{}` in project `{}`",
+        role.display_name,
+        truncate(agency_id, 64),
+        truncate(project_id, 64)
+    ))
+}
+
+/// `HEAD …/roles/{role_id}`: 204 when granted in this project, 404 otherwise.
+pub async fn check_agency_role(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((project_id, agency_id, role_id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    grant_target(&app, &caller, &project_id, &agency_id).await?;
+    let role = known_role(&role_id)?;
+    let (pid, aid) = (project_id.clone(), agency_id.clone());
+    let granted = app
+        .store
+        .read(move |c| agency_db::is_granted(c, &aid, &pid, role.id))
+        .await
+        .map_err(store_err)?;
+    if granted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_granted(role, &agency_id, &project_id))
+    }
 }

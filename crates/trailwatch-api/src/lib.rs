@@ -89,6 +89,26 @@ pub fn router(state: AppState) -> Router {
             "/v3.0/OS-CREDENTIAL/credentials/{access_key}",
             delete(iam_routes::delete_credential),
         )
+        .route("/v3/roles", get(iam_routes::list_roles))
+        .route("/v3/roles/{role_id}", get(iam_routes::get_role))
+        .route(
+            "/v3.0/OS-AGENCY/agencies",
+            get(iam_routes::list_agencies).post(iam_routes::create_agency),
+        )
+        .route(
+            "/v3.0/OS-AGENCY/agencies/{agency_id}",
+            get(iam_routes::get_agency).delete(iam_routes::delete_agency),
+        )
+        .route(
+            "/v3.0/OS-AGENCY/projects/{project_id}/agencies/{agency_id}/roles",
+            get(iam_routes::list_agency_roles),
+        )
+        .route(
+            "/v3.0/OS-AGENCY/projects/{project_id}/agencies/{agency_id}/roles/{role_id}",
+            put(iam_routes::grant_agency_role)
+                .delete(iam_routes::revoke_agency_role)
+                .head(iam_routes::check_agency_role),
+        )
         .route("/v3/{project_id}/traces", get(cts::list).post(cts::ingest))
         .route(
             "/v1.0/{project_id}/{tracker_name}/trace",

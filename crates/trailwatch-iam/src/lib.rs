@@ -8,6 +8,8 @@
 //! - [`keys`]: the single [`MasterKey`] from which token and seal keys are derived.
 //! - [`ids`]: OTC-shaped ids, access keys, secret keys and initial passwords.
 //! - [`lockout`]: consecutive-failure lockout (5 failures → 5 minutes at the real gateway).
+//! - [`roles`]: the built-in roles (OTC names), action patterns, and [`Rights`] (what an agency
+//!   may do in a project).
 //!
 //! Nothing here does IO or reads the clock in verification logic: callers pass `now`, so the same
 //! code runs in the server and in tests with fixed times.
@@ -55,6 +57,7 @@ pub mod ids;
 pub mod keys;
 pub mod lockout;
 pub mod password;
+pub mod roles;
 pub mod secret;
 pub mod signing;
 pub mod token;
@@ -62,6 +65,7 @@ pub mod token;
 pub use keys::MasterKey;
 pub use lockout::{LockedUntil, Lockout};
 pub use password::{PasswordError, check_password_policy, hash_password, verify_password};
+pub use roles::{Rights, Role};
 pub use secret::{SealError, SealKey, Secret};
 pub use signing::{ParsedAuthorization, SignableRequest, SigningError};
 pub use token::{TokenClaims, TokenError, TokenKey};

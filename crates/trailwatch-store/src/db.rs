@@ -111,6 +111,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
     apply_pragmas(&conn, durability)?;
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(crate::smn::SCHEMA)?;
+    conn.execute_batch(crate::agencies::SCHEMA)?;
     conn.execute_batch(crate::lts::SCHEMA)?;
     Ok(conn)
 }

@@ -26,6 +26,7 @@
 //! # let _ = head; Ok(()) }
 //! ```
 
+pub mod agencies;
 mod db;
 pub mod iam;
 pub mod lts;
