@@ -15,7 +15,9 @@
 pub mod auth;
 pub mod cts;
 pub mod error;
+pub mod fgs;
 pub mod iam_routes;
+pub mod key_events;
 pub mod lts;
 pub mod metrics;
 pub mod server;
@@ -66,6 +68,7 @@ pub struct AppState {
     /// The sequence number of the newest durable LTS log line; the LTS trigger engine waits on
     /// it instead of polling.
     pub lts_head: Arc<tokio::sync::watch::Sender<u64>>,
+    pub functions: Arc<trailwatch_functions::service::FunctionService>,
 }
 
 /// All routes. Every route except health, metrics and token issuance requires authentication.
@@ -187,6 +190,54 @@ pub fn router(state: AppState) -> Router {
             post(smn::replay),
         )
         .route(
+            "/v3/{project_id}/notifications",
+            post(key_events::create)
+                .put(key_events::update)
+                .delete(key_events::delete),
+        )
+        .route(
+            "/v3/{project_id}/notifications/{notification_type}",
+            get(key_events::list),
+        )
+        .route(
+            "/v2/{project_id}/fgs/functions",
+            get(fgs::list_functions).post(fgs::create_function),
+        )
+        .route("/v2/{project_id}/fgs/dead-letters", get(fgs::dead_letters))
+        .route("/v2/{project_id}/fgs/dead-letters/replay", post(fgs::replay))
+        .route(
+            "/v2/{project_id}/fgs/functions/{function_urn}",
+            delete(fgs::delete_function),
+        )
+        .route(
+            "/v2/{project_id}/fgs/functions/{function_urn}/config",
+            get(fgs::get_config).put(fgs::update_config),
+        )
+        .route(
+            "/v2/{project_id}/fgs/functions/{function_urn}/invocations",
+            post(fgs::invoke).get(fgs::invocations),
+        )
+        .route(
+            "/v2/{project_id}/fgs/functions/{function_urn}/invocations-async",
+            post(fgs::invoke_async),
+        )
+        .route(
+            "/v2/{project_id}/fgs/functions/{function_urn}/statistics/{period}",
+            get(fgs::statistics),
+        )
+        .route(
+            "/v2/{project_id}/fgs/triggers/{function_urn}",
+            get(fgs::list_triggers)
+                .post(fgs::create_trigger)
+                .delete(fgs::delete_all_triggers),
+        )
+        .route(
+            "/v2/{project_id}/fgs/triggers/{function_urn}/{trigger_type_code}/{trigger_id}",
+            get(fgs::get_trigger)
+                .put(fgs::update_trigger)
+                .delete(fgs::delete_trigger),
+        )
+        .route(
             "/v2/{project_id}/groups",
             get(lts::list_groups).post(lts::create_group),
         )
@@ -259,7 +310,32 @@ async fn healthz(State(app): State<AppState>) -> Response {
 
 async fn metrics(State(app): State<AppState>) -> Response {
     let size = app.store.size_bytes().await.unwrap_or(0);
-    let body = app.metrics.render(size, app.store.head());
+    let mut body = app.metrics.render(size, app.store.head());
+    let f = &app.functions.metrics;
+    for (name, help, value) in [
+        (
+            "trailwatch_function_invocations_total",
+            "Function invocations that ran (all functions).",
+            &f.invocations,
+        ),
+        (
+            "trailwatch_function_failures_total",
+            "Function invocations that failed or timed out.",
+            &f.failures,
+        ),
+        (
+            "trailwatch_function_rejects_total",
+            "Function invocations refused at the concurrency limit (throttles).",
+            &f.rejects,
+        ),
+    ] {
+        metrics::counter(
+            &mut body,
+            name,
+            help,
+            value.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use trailwatch_functions::service::{Clock, FunctionService, FunctionServiceParts, RightsLookup};
 use trailwatch_iam::keys::MasterKey;
 use trailwatch_iam::secret::Secret;
 use trailwatch_iam::{ids, password};
@@ -37,6 +38,9 @@ pub struct ServerOptions {
     pub bootstrap: BootstrapSecrets,
     /// The notification service; its region and public URL are taken from `api`.
     pub notify: NotifyConfig,
+    /// Where functions read and write objects; `None` = the folder `objects` in the data
+    /// directory.
+    pub objects: Option<trailwatch_archive::ObjectStoreConfig>,
 }
 
 impl ServerOptions {
@@ -49,6 +53,7 @@ impl ServerOptions {
             retention_days: None,
             bootstrap: BootstrapSecrets::default(),
             notify: NotifyConfig::new("local", "http://127.0.0.1:8840"),
+            objects: None,
         }
     }
 }
@@ -57,6 +62,8 @@ impl ServerOptions {
 pub enum ServerError {
     #[error(transparent)]
     Store(#[from] trailwatch_store::StoreError),
+    #[error("object store: {0}")]
+    Objects(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("key file {path}: {reason}")]
@@ -65,6 +72,9 @@ pub enum ServerError {
     Bootstrap(String),
     #[error("notification service: {0}")]
     Notify(String),
+    /// The startup hook failed (its message).
+    #[error("{0}")]
+    Startup(String),
 }
 
 /// Serves `listener` until `shutdown` completes, then drains in-flight requests and closes the
@@ -73,6 +83,37 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    run_with_startup(listener, options, shutdown, None).await
+}
+
+/// Handed to a [`StartupHook`] once the server accepts requests.
+#[derive(Debug)]
+pub struct Started {
+    /// `http://{address}` of the listener (an unspecified address is replaced by loopback).
+    pub url: String,
+    /// The id of the bootstrap project `default`.
+    pub project_id: String,
+    /// A token of the bootstrap administrator (`admin` of domain `default`) scoped to that
+    /// project, valid for an hour and revoked as soon as the hook returns.
+    pub admin_token: Secret,
+}
+
+/// Work done once at start, through the API, as the bootstrap administrator (the binary applies
+/// the resources declared in its configuration file). An `Err` stops the server: the message is
+/// returned as [`ServerError::Startup`].
+pub type StartupHook = Box<
+    dyn FnOnce(Started) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send,
+>;
+
+/// [`run`], and once the listener serves, `startup` (if any) runs beside the server. When it
+/// fails, the server shuts down gracefully and this returns [`ServerError::Startup`].
+pub async fn run_with_startup(
+    listener: tokio::net::TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    startup: Option<StartupHook>,
 ) -> Result<(), ServerError> {
     let state = prepare(&options).await?;
     if let Some(days) = options.retention_days {
@@ -83,16 +124,128 @@ pub async fn run(
     let outbox = tokio::spawn(state.notifier.clone().run_outbox(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
+    let (engine_stop_tx, mut engine_stop_rx) = tokio::sync::watch::channel(false);
+    let engine = tokio::spawn(trailwatch_functions::engine::run(
+        state.functions.clone(),
+        async move {
+            let _ = engine_stop_rx.wait_for(|stop| *stop).await;
+        },
+    ));
+    let local = listener.local_addr()?;
+    let startup_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
+    if let Some(hook) = startup {
+        let (started, claims) = startup_context(&state, local).await?;
+        let iam = state.iam.clone();
+        let slot = startup_failure.clone();
+        tokio::spawn(async move {
+            let result = hook(started).await;
+            if iam.revoke(&claims).await.is_err() {
+                tracing::warn!("could not revoke the startup token; it expires within the hour");
+            }
+            if let Err(message) = result {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(message);
+                }
+                let _ = failed_tx.send(());
+            }
+        });
+    }
     let app = crate::router(state);
-    tracing::info!(address = %listener.local_addr()?, "trailwatch is listening");
+    tracing::info!(address = %local, "trailwatch is listening");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown => {}
+                Ok(()) = failed_rx => {}
+            }
+        })
         .await?;
     // Deliveries still in flight stay pending in the outbox and resume at the next start.
     let _ = stop_tx.send(true);
+    let _ = engine_stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), engine).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), outbox).await;
     tracing::info!("trailwatch stopped");
-    Ok(())
+    let failure = startup_failure.lock().ok().and_then(|mut s| s.take());
+    match failure {
+        Some(message) => Err(ServerError::Startup(message)),
+        None => Ok(()),
+    }
+}
+
+/// The listener's URL and a short-lived token of the bootstrap administrator for a startup hook.
+async fn startup_context(
+    state: &AppState,
+    local: std::net::SocketAddr,
+) -> Result<(Started, trailwatch_iam::token::TokenClaims), ServerError> {
+    let found = state
+        .store
+        .read(|c| {
+            let Some(domain) = iam_db::domain_by_name(c, "default")? else {
+                return Ok(None);
+            };
+            let user = iam_db::user_by_name(c, &domain.id, "admin")?;
+            let project = iam_db::project_by_name(c, &domain.id, "default")?;
+            Ok(Some((domain, user, project)))
+        })
+        .await?;
+    let Some((domain, Some(user), Some(project))) = found else {
+        return Err(ServerError::Startup(
+            "startup work runs as the bootstrap administrator `admin` in project `default` of \
+             domain `default`, and one of them no longer exists"
+                .into(),
+        ));
+    };
+    let now = trailwatch_store::now_ms();
+    let claims = trailwatch_iam::token::TokenClaims {
+        jti: ids::new_id32(),
+        user_id: user.id,
+        user_name: user.name,
+        domain_id: domain.id,
+        domain_name: domain.name,
+        project_id: Some(project.id.clone()),
+        project_name: Some(project.name),
+        methods: vec!["password".into()],
+        issued_at: now,
+        expires_at: now + 3_600_000,
+        agency: None,
+    };
+    let token = trailwatch_iam::token::issue(&state.iam.token_key, &claims);
+    let ip = match local.ip() {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        other => other,
+    };
+    let started = Started {
+        url: format!("http://{}", std::net::SocketAddr::new(ip, local.port())),
+        project_id: project.id,
+        admin_token: Secret::new(token),
+    };
+    Ok((started, claims))
+}
+
+/// The rights a function's agency grants in its project (IAM agencies, `docs/specs/auth.md`).
+fn agency_rights_lookup(store: Store) -> RightsLookup {
+    Arc::new(move |project_id: String, agency: String| {
+        let store = store.clone();
+        Box::pin(async move {
+            let pid = project_id.clone();
+            let project = store
+                .read(move |c| trailwatch_store::iam::project_by_id(c, &pid))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("project {project_id} does not exist"))?;
+            trailwatch_store::agencies::agency_rights(
+                &store,
+                &project.domain_id,
+                &project_id,
+                &agency,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        })
+    })
 }
 
 /// Opens the store, loads the keys and bootstraps IAM: everything but the listener.
@@ -119,13 +272,40 @@ pub async fn prepare(options: &ServerOptions) -> Result<AppState, ServerError> {
         derive_key(&master, b"trailwatch smn links v1"),
     )
     .map_err(ServerError::Notify)?;
+    let lts_head = Arc::new(tokio::sync::watch::Sender::new(0));
+    let objects_config =
+        options
+            .objects
+            .clone()
+            .unwrap_or_else(|| trailwatch_archive::ObjectStoreConfig::Local {
+                root: options.data_dir.join("objects"),
+            });
+    let objects = trailwatch_archive::Objects::open(&objects_config)
+        .map_err(|e| ServerError::Objects(e.to_string()))?;
+    let functions = Arc::new(FunctionService::new(FunctionServiceParts {
+        store: store.clone(),
+        notifier: notifier.clone(),
+        objects: Arc::new(objects),
+        seal: trailwatch_iam::secret::SealKey::from_bytes(derive_key(
+            &master,
+            b"trailwatch fgs user data v1",
+        )),
+        region: options.api.region.clone(),
+        rights: agency_rights_lookup(store.clone()),
+        clock: Clock::System,
+        lts_head: lts_head.clone(),
+    }));
+    notifier.set_function_deliverer(Arc::new(
+        trailwatch_functions::service::SmnTriggerDeliverer(functions.clone()),
+    ));
     let state = AppState {
         store,
         iam,
         metrics: Arc::new(Metrics::default()),
         config: Arc::new(options.api.clone()),
         notifier,
-        lts_head: Arc::new(tokio::sync::watch::Sender::new(0)),
+        lts_head,
+        functions,
     };
     bootstrap(&state, &options.data_dir, &options.bootstrap).await?;
     Ok(state)

@@ -328,33 +328,86 @@ impl Notifier {
         match protocol {
             Protocol::Http | Protocol::Https => {
                 let body = NotificationBody {
-                    message_type: if confirmation { MessageType::SubscriptionConfirmation } else { MessageType::Notification },
+                    message_type: if confirmation {
+                        MessageType::SubscriptionConfirmation
+                    } else {
+                        MessageType::Notification
+                    },
                     topic_urn: d.topic_urn.clone(),
                     message_id: d.message_id.clone(),
-                    subject: if confirmation { None } else { d.subject.clone() },
+                    subject: if confirmation {
+                        None
+                    } else {
+                        d.subject.clone()
+                    },
                     message: text,
-                    subscribe_url: texts.get("subscribe_url").and_then(Value::as_str).map(str::to_owned),
-                    unsubscribe_url: if confirmation { None } else { Some(self.unsubscribe_url(&sub_urn)) },
+                    subscribe_url: texts
+                        .get("subscribe_url")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    unsubscribe_url: if confirmation {
+                        None
+                    } else {
+                        Some(self.unsubscribe_url(&sub_urn))
+                    },
                     timestamp: chrono::Utc::now(),
                 };
                 self.send_http(d, &body).await
             }
             Protocol::Email => {
-                let display = texts.get("display_name").and_then(Value::as_str).unwrap_or("");
+                let display = texts
+                    .get("display_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 let (subject, body) = if confirmation {
-                    (format!("Confirm your subscription to {}", d.topic_urn), text)
+                    (
+                        format!("Confirm your subscription to {}", d.topic_urn),
+                        text,
+                    )
                 } else {
                     (
-                        d.subject.clone().unwrap_or_else(|| "SMN notification".into()),
-                        format!("{text}\n\n--\nTo stop receiving these messages, open:\n{}\n", self.unsubscribe_url(&sub_urn)),
+                        d.subject
+                            .clone()
+                            .unwrap_or_else(|| "SMN notification".into()),
+                        format!(
+                            "{text}\n\n--\nTo stop receiving these messages, open:\n{}\n",
+                            self.unsubscribe_url(&sub_urn)
+                        ),
                     )
                 };
                 self.send_email(&d.endpoint, display, &subject, &body).await
             }
-            Protocol::Sms => self.send_sms(&d.endpoint, &cut_for(Protocol::Sms, &text)).await,
-            Protocol::FunctionStage => Err(Failure::Permanent(
-                "functionstage subscriptions are delivered by the function service, which is not available yet".into(),
-            )),
+            Protocol::Sms => {
+                self.send_sms(&d.endpoint, &cut_for(Protocol::Sms, &text))
+                    .await
+            }
+            Protocol::FunctionStage => {
+                let Some(functions) = self.functions.get() else {
+                    return Err(Failure::Retriable(
+                        "the function service is not running".into(),
+                    ));
+                };
+                let delivery = crate::service::FunctionDelivery {
+                    project_id: d.project_id.clone(),
+                    function_urn: d.endpoint.clone(),
+                    subscription_urn: sub_urn,
+                    topic_urn: d.topic_urn.clone(),
+                    message_id: d.message_id.clone(),
+                    subject: d.subject.clone().unwrap_or_default(),
+                    message: text,
+                    published_at_ms: d.created_at,
+                };
+                functions
+                    .deliver(delivery)
+                    .await
+                    .map_err(|(retriable, why)| {
+                        if retriable {
+                            Failure::Retriable(why)
+                        } else {
+                            Failure::Permanent(why)
+                        }
+                    })
+            }
         }
     }
 

@@ -113,6 +113,34 @@ pub struct Notifier {
     link_key: [u8; 32],
     pub(crate) wake: Arc<tokio::sync::Notify>,
     pub(crate) outbox: crate::outbox::OutboxState,
+    /// Delivers `functionstage` subscriptions; set once by the server when the function
+    /// service exists (the notification crate does not depend on it).
+    pub(crate) functions: std::sync::OnceLock<Arc<dyn FunctionDeliverer>>,
+}
+
+/// A message for a `functionstage` subscription, as the function service needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDelivery {
+    pub project_id: String,
+    /// The subscription's endpoint: the function URN.
+    pub function_urn: String,
+    /// `{topic_urn}:{subscription_id}`.
+    pub subscription_urn: String,
+    pub topic_urn: String,
+    pub message_id: String,
+    pub subject: String,
+    pub message: String,
+    pub published_at_ms: i64,
+}
+
+/// What [`FunctionDeliverer::deliver`] resolves to: `Ok` = durably accepted (a short note for
+/// the attempt log); `Err((retriable, reason))`.
+pub type DeliveryFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<String, (bool, String)>> + Send + 'a>>;
+
+/// Hands `functionstage` deliveries to the function service.
+pub trait FunctionDeliverer: Send + Sync {
+    fn deliver(&self, d: FunctionDelivery) -> DeliveryFuture<'_>;
 }
 
 impl std::fmt::Debug for Notifier {
@@ -168,7 +196,14 @@ impl Notifier {
             link_key,
             wake: Arc::new(tokio::sync::Notify::new()),
             outbox,
+            functions: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Connects the function service, which delivers `functionstage` subscriptions. A second
+    /// call is ignored.
+    pub fn set_function_deliverer(&self, deliverer: Arc<dyn FunctionDeliverer>) {
+        let _ = self.functions.set(deliverer);
     }
 
     pub fn config(&self) -> &NotifyConfig {
@@ -785,6 +820,34 @@ impl Notifier {
         topic_urn: &str,
         body: &Value,
     ) -> Result<String, SmnError> {
+        Ok(self
+            .publish_keyed(project_id, topic_urn, body, None)
+            .await?
+            .0)
+    }
+
+    /// [`Notifier::publish`] made idempotent by `key` within the project: the first call stores
+    /// the message and remembers the key in the same transaction; later calls with the same key
+    /// store nothing and answer the first `message_id`. The bool says whether this call
+    /// published. Function effects use it so that a retried invocation never alarms twice.
+    pub async fn publish_once(
+        &self,
+        project_id: &str,
+        topic_urn: &str,
+        body: &Value,
+        key: &str,
+    ) -> Result<(String, bool), SmnError> {
+        self.publish_keyed(project_id, topic_urn, body, Some(key.to_owned()))
+            .await
+    }
+
+    async fn publish_keyed(
+        &self,
+        project_id: &str,
+        topic_urn: &str,
+        body: &Value,
+        key: Option<String>,
+    ) -> Result<(String, bool), SmnError> {
         let request = PublishRequest::from_json(body)?;
         let (parsed, topic) = self.topic(project_id, topic_urn).await?;
         let topic_id = topic.topic_id.clone();
@@ -805,10 +868,17 @@ impl Notifier {
             topic.topic_id.clone(),
         );
         let topic_display = topic.display_name.clone();
-        self.store
+        let outcome = self
+            .store
             .write(move |tx| {
                 // Taken on the writer thread: windows and silences are judged in commit order.
                 let now = now_ms();
+                if let Some(k) = &key {
+                    if let Some(earlier) = db::published_with_key(tx, &pid, k)? {
+                        return Ok((earlier, false));
+                    }
+                    db::remember_publish_key(tx, &pid, k, &mid, now)?;
+                }
                 let mut texts = texts;
                 if let Value::Object(m) = &mut texts {
                     m.insert("display_name".into(), Value::String(topic_display));
@@ -873,12 +943,14 @@ impl Notifier {
                 if held {
                     db::set_message_hygiene(tx, &mid, &record)?;
                 }
-                Ok(())
+                Ok((mid, true))
             })
             .await
             .map_err(store_err)?;
-        self.wake.notify_one();
-        Ok(message_id)
+        if outcome.1 {
+            self.wake.notify_one();
+        }
+        Ok(outcome)
     }
 
     /// The text each protocol of `subs` receives (structure > template > message), and the text

@@ -113,6 +113,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
     conn.execute_batch(crate::smn::SCHEMA)?;
     conn.execute_batch(crate::agencies::SCHEMA)?;
     conn.execute_batch(crate::lts::SCHEMA)?;
+    conn.execute_batch(crate::functions::SCHEMA)?;
     Ok(conn)
 }
 

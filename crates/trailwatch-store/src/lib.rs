@@ -28,6 +28,7 @@
 
 pub mod agencies;
 mod db;
+pub mod functions;
 pub mod iam;
 pub mod lts;
 mod query;

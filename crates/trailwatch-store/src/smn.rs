@@ -12,6 +12,10 @@
 //! - The unique `(message_id, subscription_id, kind)` makes re-inserting a delivery a no-op, so
 //!   replays and retried publishes never fan out twice.
 //!
+//! - `smn_publish_keys`: `(project_id, idem_key) → message_id` for publishes made with an
+//!   idempotency key (function effects: a retried invocation publishes nothing twice), written in
+//!   the message's transaction.
+//!
 //! Alarm hygiene (opt-in per topic, `docs/specs/smn.md`) adds tables only, so older databases
 //! open unchanged:
 //! - `smn_topic_hygiene`: per-topic settings (`dedup_window_ms`, 0 = off); no row = defaults.
@@ -149,6 +153,13 @@ CREATE TABLE IF NOT EXISTS smn_message_hygiene (
 );
 CREATE INDEX IF NOT EXISTS smn_message_hygiene_silence ON smn_message_hygiene(silenced_by)
     WHERE silenced_by IS NOT NULL;
+CREATE TABLE IF NOT EXISTS smn_publish_keys (
+    project_id TEXT NOT NULL,
+    idem_key   TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, idem_key)
+) WITHOUT ROWID;
 "#;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -586,6 +597,32 @@ pub struct NewDelivery<'a> {
     pub kind: &'a str,
     pub protocol: &'a str,
     pub endpoint: &'a str,
+}
+
+/// The message an idempotent publish with `key` already produced in the project, if any.
+pub fn published_with_key(c: &Connection, project_id: &str, key: &str) -> Result<Option<String>> {
+    Ok(c.query_row(
+        "SELECT message_id FROM smn_publish_keys WHERE project_id = ?1 AND idem_key = ?2",
+        params![project_id, key],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// Records that the publish with `key` produced `message_id` (same transaction as the message).
+pub fn remember_publish_key(
+    c: &Connection,
+    project_id: &str,
+    key: &str,
+    message_id: &str,
+    now: i64,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO smn_publish_keys(project_id, idem_key, message_id, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![project_id, key, message_id, now],
+    )?;
+    Ok(())
 }
 
 /// Stores a message and its deliveries (call inside one write transaction). Returns how many
