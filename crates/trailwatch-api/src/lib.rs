@@ -22,6 +22,7 @@ pub mod lts;
 pub mod metrics;
 pub mod server;
 pub mod smn;
+pub mod trackers;
 
 use std::sync::Arc;
 
@@ -113,6 +114,14 @@ pub fn router(state: AppState) -> Router {
                 .head(iam_routes::check_agency_role),
         )
         .route("/v3/{project_id}/traces", get(cts::list).post(cts::ingest))
+        .route(
+            "/v3/{project_id}/tracker",
+            post(trackers::create).put(trackers::update),
+        )
+        .route(
+            "/v3/{project_id}/trackers",
+            get(trackers::list).delete(trackers::delete),
+        )
         .route(
             "/v1.0/{project_id}/{tracker_name}/trace",
             get(cts::list_legacy),

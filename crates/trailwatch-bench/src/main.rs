@@ -45,6 +45,17 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         queries: usize,
     },
+    /// Functions: trace ingest acknowledgment → alarm at the webhook through the CTS trigger and
+    /// `login_audit`, at a fixed rate; the in-process decision rate; and the tutorial's Python
+    /// handler (`peer_a.py ref|fixed`) on the same traces as the peer.
+    Functions {
+        /// Traces per second for the latency run.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Seconds of the latency run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
     /// SMN: publish → webhook latency at a fixed rate, durable publish throughput (wrk), and the
     /// tutorial's delivery path (one Python `requests.post` process per alarm) as the peer.
     Smn {
@@ -549,6 +560,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             peer_alarms,
         } => smn_bench(rate, seconds, peer_alarms).await,
+        Cmd::Functions { rate, seconds } => functions_bench(rate, seconds).await,
     }
 }
 
@@ -768,4 +780,337 @@ async fn smn_bench(rate: u32, seconds: u32, peer_alarms: usize) -> anyhow::Resul
     });
     println!("{}", serde_json::to_string_pretty(&result)?);
     append_result("smn", &result)
+}
+
+/// POSTs `body` with the token; fails on a non-2xx answer.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    method: reqwest::Method,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let r = http
+        .request(method, url)
+        .header("X-Auth-Token", token)
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{url}: {status} {v}");
+    }
+    Ok(v)
+}
+
+/// Runs `peer_a.py variant` and returns (loop events/s, total events/s incl. parse, alarms).
+fn peer_a(variant: &str, traces: &Path, allowlist: &Path) -> anyhow::Result<(f64, f64, u64)> {
+    let out = Command::new("python3")
+        .arg(peers_dir().join("peer_a.py"))
+        .arg(variant)
+        .arg(traces)
+        .arg(allowlist)
+        .output()
+        .context("running peer_a.py")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| -> f64 {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    Ok((
+        field("loop_events_per_s"),
+        field("total_events_per_s"),
+        field("alarms") as u64,
+    ))
+}
+
+async fn functions_bench(rate: u32, seconds: u32) -> anyhow::Result<()> {
+    use trailwatch_functions::builtins::login_audit::{Decision, LoginAudit};
+    use trailwatch_functions::user_data::UserData;
+
+    let traces_path = ensure_traces(200_000)?;
+    let allowlist_path = work_dir()?.join("allowlist.txt");
+    let allow: Vec<String> = std::fs::read_to_string(&allowlist_path)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let ip_list = allow.join(",");
+    let raw_lines: Vec<String> =
+        std::io::BufRead::lines(std::io::BufReader::new(std::fs::File::open(&traces_path)?))
+            .collect::<Result<_, _>>()?;
+
+    // 1. The decision in-process, one core: parse first, then decide in a loop for ≥ 2 s.
+    let user_data = UserData::parse(
+        &json!({"SMN_Topic": "bench_alarms", "RegionName": "local", "IP": ip_list}).to_string(),
+    )?;
+    let audit = LoginAudit::from_config(&user_data).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let parse_started = Instant::now();
+    let parsed: Vec<trailwatch_trace::Trace> = raw_lines
+        .iter()
+        .filter_map(|l| trailwatch_trace::Trace::from_json_str(l).ok())
+        .collect();
+    let parse_rate = parsed.len() as f64 / parse_started.elapsed().as_secs_f64();
+    let mut decisions = 0u64;
+    let mut alarms_per_pass = 0u64;
+    let decide_started = Instant::now();
+    while decide_started.elapsed() < Duration::from_secs(2) {
+        let mut alarms = 0u64;
+        for t in &parsed {
+            if matches!(std::hint::black_box(audit.decide(t)), Decision::Alarm(_)) {
+                alarms += 1;
+            }
+        }
+        alarms_per_pass = alarms;
+        decisions += parsed.len() as u64;
+    }
+    let decide_rate = decisions as f64 / decide_started.elapsed().as_secs_f64();
+
+    // 2. The peers, on the same traces.
+    let (ref_loop, ref_total, ref_alarms) = peer_a("ref", &traces_path, &allowlist_path)?;
+    let (fixed_loop, fixed_total, fixed_alarms) = peer_a("fixed", &traces_path, &allowlist_path)?;
+
+    // 3. End to end: ingest acknowledgment → alarm at the webhook.
+    let data = work_dir()?.join("tw-functions");
+    let _ = std::fs::remove_dir_all(&data);
+    let (tw, url) = start_trailwatch(&data)?;
+    let client = admin_client(&url).await?;
+    let (token, _) = client.password_token(Some("default")).await?;
+    let pid = client.project_id().to_owned();
+    let arrivals = Arrivals {
+        origin: Instant::now(),
+        seen: Default::default(),
+        count: Default::default(),
+    };
+    let hook = bench_receiver_by_message(arrivals.clone()).await?;
+    let http = reqwest::Client::new();
+    let topic = post_json(
+        &http,
+        &format!("{url}/v2/{pid}/notifications/topics"),
+        &token,
+        reqwest::Method::POST,
+        json!({"name": "bench_alarms"}),
+    )
+    .await?;
+    let topic_urn = topic["topic_urn"].as_str().unwrap_or_default().to_owned();
+    // The template puts the trace id first, so the receiver can match alarms to traces.
+    post_json(
+        &http,
+        &format!("{url}/v2/{pid}/notifications/message_template"),
+        &token,
+        reqwest::Method::POST,
+        json!({"message_template_name": "login_audit", "protocol": "default",
+               "content": "{trace_id} Illegal operation[  IP:{source_ip},  Action:{action}]"}),
+    )
+    .await?;
+    post_json(
+        &http,
+        &format!("{url}/v2/{pid}/notifications/topics/{topic_urn}/subscriptions"),
+        &token,
+        reqwest::Method::POST,
+        json!({"protocol": "http", "endpoint": hook}),
+    )
+    .await?;
+    for _ in 0..200 {
+        let subs = post_json(
+            &http,
+            &format!("{url}/v2/{pid}/notifications/subscriptions"),
+            &token,
+            reqwest::Method::GET,
+            Value::Null,
+        )
+        .await?;
+        if subs["subscriptions"][0]["status"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let projects = post_json(
+        &http,
+        &format!("{url}/v3/auth/projects"),
+        &token,
+        reqwest::Method::GET,
+        Value::Null,
+    )
+    .await?;
+    let domain = projects["projects"][0]["domain_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let agency = post_json(&http, &format!("{url}/v3.0/OS-AGENCY/agencies"), &token, reqwest::Method::POST,
+        json!({"agency": {"name": "serverless_trust", "domain_id": domain, "trust_domain_name": "op_svc_cff"}})).await?;
+    let agency_id = agency["agency"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let smn_admin = trailwatch_iam::roles::by_display_name("SMN Administrator")
+        .map(|r| r.id)
+        .unwrap_or_default();
+    let grant = http
+        .put(format!(
+            "{url}/v3.0/OS-AGENCY/projects/{pid}/agencies/{agency_id}/roles/{smn_admin}"
+        ))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await?;
+    if !grant.status().is_success() {
+        bail!("granting SMN Administrator: {}", grant.status());
+    }
+    let user_data = json!({"SMN_Topic": "bench_alarms", "RegionName": "local", "IP": ip_list,
+                           "SMN_Template": "login_audit"});
+    post_json(&http, &format!("{url}/v2/{pid}/fgs/functions"), &token, reqwest::Method::POST,
+        json!({"func_name": "login_audit", "package": "default", "runtime": "builtin", "handler": "login_audit",
+               "memory_size": 128, "timeout": 30, "user_data": user_data.to_string(), "xrole": "serverless_trust"})).await?;
+    post_json(&http, &format!("{url}/v2/{pid}/fgs/triggers/login_audit"), &token, reqwest::Method::POST,
+        json!({"trigger_type_code": "CTS", "event_data": {"name": "login_audit", "operations": ["IAM:user:login;logout"]}})).await?;
+
+    // Batches of 10 every 10 ms (1000/s by default); each trace's acknowledgment time is its
+    // batch's answer.
+    let per_batch = 10usize;
+    let total = (rate * seconds) as usize;
+    let batches = total / per_batch;
+    let mut expected_alarms = std::collections::HashSet::new();
+    let mut bodies = Vec::with_capacity(batches);
+    for b in 0..batches {
+        let mut items = Vec::with_capacity(per_batch);
+        let mut ids = Vec::with_capacity(per_batch);
+        for k in 0..per_batch {
+            let i = b * per_batch + k;
+            let mut v: Value = serde_json::from_str(&raw_lines[i % raw_lines.len()])?;
+            let id = format!("bench-{i}");
+            v["trace_id"] = json!(id);
+            if let Ok(t) = trailwatch_trace::Trace::from_value(v.clone())
+                && matches!(audit.decide(&t), Decision::Alarm(_))
+            {
+                expected_alarms.insert(id.clone());
+            }
+            ids.push(id);
+            items.push(v);
+        }
+        bodies.push((json!({"traces": items}).to_string(), ids));
+    }
+    let ingest_url = format!("{url}/v3/{pid}/traces");
+    let acks = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let mut tick =
+        tokio::time::interval(Duration::from_secs_f64(per_batch as f64 / f64::from(rate)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for (body, ids) in bodies {
+        tick.tick().await;
+        let (http, u, t, acks, origin) = (
+            http.clone(),
+            ingest_url.clone(),
+            token.clone(),
+            acks.clone(),
+            arrivals.origin,
+        );
+        tasks.spawn(async move {
+            if let Ok(r) = http
+                .post(&u)
+                .header("X-Auth-Token", &t)
+                .body(body)
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                let at = origin.elapsed().as_secs_f64() * 1000.0;
+                if let Ok(mut a) = acks.lock() {
+                    for id in ids {
+                        a.insert(id, at);
+                    }
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let offered = total as f64 / started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while arrivals.count.load(std::sync::atomic::Ordering::Relaxed) < expected_alarms.len()
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let acks = acks.lock().map(|a| a.clone()).unwrap_or_default();
+    let seen = arrivals.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let unexpected = seen
+        .keys()
+        .filter(|k| !expected_alarms.contains(*k))
+        .count();
+    let mut latencies: Vec<f64> = expected_alarms
+        .iter()
+        .filter_map(|id| Some((seen.get(id)? - acks.get(id)?).max(0.0)))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let (_, peak) = rss_mib(tw.pid());
+    drop(tw);
+
+    let result = json!({
+        "end_to_end": {
+            "offered_traces_per_s": offered.round(), "acknowledged": acks.len(),
+            "expected_alarms": expected_alarms.len(), "alarms_received": seen.len(),
+            "alarms_unexpected": unexpected, "alarms_total_deliveries": arrivals.count.load(std::sync::atomic::Ordering::Relaxed),
+            "ack_to_webhook_p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99),
+            "p999_ms": percentile(&latencies, 0.999), "max_ms": percentile(&latencies, 1.0),
+        },
+        "decision_in_process": {
+            "traces": parsed.len(), "parse_traces_per_s": parse_rate.round(),
+            "decisions_per_s_one_core": decide_rate.round(), "alarms_per_pass": alarms_per_pass,
+        },
+        "peer_a_ref": {"loop_events_per_s": ref_loop, "total_events_per_s": ref_total, "alarms": ref_alarms},
+        "peer_a_fixed": {"loop_events_per_s": fixed_loop, "total_events_per_s": fixed_total, "alarms": fixed_alarms},
+        "ratio_decision_vs_ref_loop": (decide_rate / ref_loop * 10.0).round() / 10.0,
+        "ratio_decision_vs_fixed_loop": (decide_rate / fixed_loop * 10.0).round() / 10.0,
+        "trailwatch_rss_peak_mib": peak,
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    append_result("functions", &result)
+}
+
+/// Like [`bench_receiver`], but keys arrivals by the first word of the message (the trace id
+/// the benchmark's template puts there).
+async fn bench_receiver_by_message(arrivals: Arrivals) -> anyhow::Result<String> {
+    use axum::routing::post;
+    async fn hook(
+        axum::extract::State(a): axum::extract::State<Arrivals>,
+        body: bytes::Bytes,
+    ) -> axum::http::StatusCode {
+        let at = a.origin.elapsed().as_secs_f64() * 1000.0;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match v["type"].as_str() {
+            Some("SubscriptionConfirmation") => {
+                if let Some(url) = v["subscribe_url"].as_str().map(str::to_owned) {
+                    tokio::spawn(async move {
+                        let _ = reqwest::get(url).await;
+                    });
+                }
+            }
+            _ => {
+                let id = v["message"]
+                    .as_str()
+                    .and_then(|m| m.split_whitespace().next())
+                    .unwrap_or("")
+                    .to_owned();
+                if let Ok(mut m) = a.seen.lock() {
+                    m.entry(id).or_insert(at);
+                }
+                a.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        axum::http::StatusCode::OK
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .with_state(arrivals);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
 }

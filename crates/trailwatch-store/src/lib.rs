@@ -34,6 +34,7 @@ pub mod lts;
 mod query;
 mod readers;
 pub mod smn;
+pub mod trackers;
 mod writer;
 
 use std::collections::HashMap;

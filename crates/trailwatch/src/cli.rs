@@ -76,6 +76,162 @@ pub enum Command {
     /// Silences: time-bounded mutes of a topic's messages (they are recorded, not delivered).
     #[command(subcommand)]
     Silences(SilencesCommand),
+    /// Functions (FunctionGraph): create, list, invoke, logs, statistics.
+    #[command(subcommand)]
+    Functions(Box<FunctionsCommand>),
+    /// Triggers of a function: CTS, TIMER, LTS.
+    #[command(subcommand)]
+    Triggers(Box<TriggersCommand>),
+    /// Agencies: what a function may do (IAM roles granted in the current project).
+    #[command(subcommand)]
+    Agencies(AgenciesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FunctionsCommand {
+    /// Create a built-in function; prints its URN.
+    Create(FunctionCreateArgs),
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Invoke a function with an event and print its result (exit status 1 when it failed).
+    Invoke {
+        /// Function name, `package:name` or URN.
+        function: String,
+        /// The event, as JSON (default `{}`).
+        #[arg(long, conflicts_with = "event_file")]
+        event: Option<String>,
+        /// A file holding the event (`-` for standard input).
+        #[arg(long)]
+        event_file: Option<PathBuf>,
+        /// Queue the invocation and print its request id instead of waiting.
+        #[arg(long = "async", conflicts_with = "log")]
+        run_async: bool,
+        /// Also print the invocation's log (its last 4 KB).
+        #[arg(long)]
+        log: bool,
+    },
+    /// The function's recent invocations, newest first.
+    Logs {
+        function: String,
+        /// How many (1–500).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=500))]
+        limit: u16,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Totals of the last minutes: invocations, failures, throttles, durations.
+    Stats {
+        function: String,
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=43_200))]
+        minutes: u32,
+    },
+    /// Delete a function and its triggers.
+    Delete { function: String },
+}
+
+#[derive(Debug, Args)]
+pub struct FunctionCreateArgs {
+    /// 1–60 letters, digits, `_` or `-`, starting with a letter.
+    pub name: String,
+    /// The built-in function: login_audit or log_alarm.
+    #[arg(long)]
+    pub handler: String,
+    #[arg(long, default_value = "default")]
+    pub package: String,
+    #[arg(long, default_value = "builtin")]
+    pub runtime: String,
+    /// Memory in MB (128, 256, 512, … 4096).
+    #[arg(long, default_value_t = 128)]
+    pub memory: u32,
+    /// Timeout in seconds (3–900).
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u32,
+    /// An environment variable, KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// An encrypted environment variable, KEY=VALUE (repeatable; never shown again).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub encrypted_env: Vec<String>,
+    /// The agency the function acts as.
+    #[arg(long)]
+    pub agency: Option<String>,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Concurrency limit (1–1000).
+    #[arg(long)]
+    pub max_instances: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggersCommand {
+    /// Create a trigger; prints its id.
+    Create(TriggerCreateArgs),
+    List {
+        /// Function name, `package:name` or URN.
+        function: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    Delete {
+        function: String,
+        /// CTS, TIMER or LTS.
+        #[arg(value_name = "TYPE")]
+        trigger_type: String,
+        trigger_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerCreateArgs {
+    /// Function name, `package:name` or URN.
+    pub function: String,
+    /// CTS, TIMER or LTS.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub trigger_type: String,
+    /// The trigger's name (default: the function's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// CTS: SERVICE:resType1;resType2:op1;op2, e.g. 'IAM:user:login;logout' (repeatable).
+    #[arg(long)]
+    pub operations: Vec<String>,
+    /// TIMER: Rate or Cron.
+    #[arg(long, default_value = "Rate")]
+    pub schedule_type: String,
+    /// TIMER: 5m, 2h, 1d (Rate) or a cron expression.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// TIMER: text handed to the function with each tick.
+    #[arg(long)]
+    pub user_event: Option<String>,
+    /// LTS: the log group id.
+    #[arg(long)]
+    pub log_group: Option<String>,
+    /// LTS: the log stream id.
+    #[arg(long)]
+    pub log_stream: Option<String>,
+    /// Create it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgenciesCommand {
+    /// Create an agency trusting the function service and grant it roles in the current project.
+    Create {
+        name: String,
+        /// A role to grant, by display name ('SMN Administrator') or name (smn_adm); repeatable.
+        #[arg(long)]
+        role: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// The agencies of your domain, with the roles granted in the current project.
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]

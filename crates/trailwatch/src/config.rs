@@ -11,7 +11,24 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use trailwatch_store::Durability;
 
+pub use resources::{
+    AgencyDecl, FunctionDecl, Resources, TopicDecl, TriggerDecl, trigger_identity,
+};
+
+mod resources;
+
 pub const CURRENT_VERSION: i64 = 1;
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version",
+    "server",
+    "storage",
+    "iam",
+    "notify",
+    "topics",
+    "agencies",
+    "functions",
+];
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
@@ -19,6 +36,8 @@ pub struct Config {
     pub storage: StorageSection,
     pub iam: IamSection,
     pub notify: NotifySection,
+    /// Topics, agencies and functions declared in the file, applied at start.
+    pub resources: Resources,
 }
 
 /// `[notify]`: delivery of notifications.
@@ -259,32 +278,46 @@ fn deserialize_section<T: for<'de> Deserialize<'de> + Default>(
     value: toml::Value,
     errors: &mut Vec<ConfigError>,
 ) -> T {
+    deserialize_at(value, errors, &|key| location(src, Some(name), key))
+}
+
+/// Deserializes a table whose every field has a default; each bad key is reported at
+/// `at(Some(key))`, a problem with no key at `at(None)`.
+fn deserialize_at<T: for<'de> Deserialize<'de> + Default>(
+    value: toml::Value,
+    errors: &mut Vec<ConfigError>,
+    at: &dyn Fn(Option<&str>) -> String,
+) -> T {
     match value.clone().try_into::<T>() {
         Ok(v) => v,
         Err(whole) => {
             // serde stops at the first bad field and does not say which key it was: try each
             // key on its own so that every bad key is reported, each at its own line.
             let mut found = false;
+            let mut good = toml::Table::new();
             if let toml::Value::Table(table) = value {
                 for (key, v) in table {
                     let mut single = toml::Table::new();
-                    single.insert(key.clone(), v);
+                    single.insert(key.clone(), v.clone());
                     if let Err(e) = toml::Value::Table(single).try_into::<T>() {
                         found = true;
                         errors.push(ConfigError {
-                            location: location(src, Some(name), Some(&key)),
+                            location: at(Some(&key)),
                             message: e.message().to_owned(),
                         });
+                    } else {
+                        good.insert(key, v);
                     }
                 }
             }
             if !found {
                 errors.push(ConfigError {
-                    location: location(src, Some(name), None),
+                    location: at(None),
                     message: whole.message().to_owned(),
                 });
             }
-            T::default()
+            // The good keys, so that checks of the other fields still see their values.
+            toml::Value::Table(good).try_into::<T>().unwrap_or_default()
         }
     }
 }
@@ -304,11 +337,12 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
     })?;
     let mut errors = Vec::new();
     for key in table.keys() {
-        if !["version", "server", "storage", "iam", "notify"].contains(&key.as_str()) {
+        if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
             errors.push(ConfigError {
                 location: location(src, None, Some(key)),
                 message: format!(
-                    "unknown key `{key}`; known top-level keys: version, server, storage, iam, notify"
+                    "unknown key `{key}`; known top-level keys: {}",
+                    TOP_LEVEL_KEYS.join(", ")
                 ),
             });
         }
@@ -323,7 +357,7 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             ),
         }),
     }
-    let config = Config {
+    let mut config = Config {
         server: section(
             src,
             &table,
@@ -361,8 +395,10 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             ],
             &mut errors,
         ),
+        resources: Resources::default(),
     };
     validate(src, &config, &mut errors);
+    config.resources = resources::parse(src, &table, &config, &mut errors);
     if errors.is_empty() {
         Ok(config)
     } else {

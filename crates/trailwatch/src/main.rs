@@ -1,9 +1,11 @@
 //! The `trailwatch` binary: parses arguments, loads configuration, wires the services from the
 //! library crates and runs the chosen command. Data goes to stdout, logs and errors to stderr.
 
+mod apply;
 mod cli;
 mod config;
 mod connect;
+mod functions_cli;
 mod iam;
 mod notify_cli;
 mod traces;
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use trailwatch_api::server::{BootstrapSecrets, ServerOptions};
+use trailwatch_api::server::{BootstrapSecrets, ServerOptions, Started, StartupHook};
 use trailwatch_iam::secret::Secret;
 use trailwatch_notify::Backoff;
 use trailwatch_notify::service::{NotifyConfig, SmsConfig, SmtpConfig};
@@ -109,13 +111,41 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             let client = connect::client(&cli.connection).await?;
             notify_cli::silences(&client, command).await.map(|()| true)
         }
+        Command::Functions(command) => {
+            let client = connect::client(&cli.connection).await?;
+            functions_cli::functions(&client, command).await
+        }
+        Command::Triggers(command) => {
+            let client = connect::client(&cli.connection).await?;
+            functions_cli::triggers(&client, command)
+                .await
+                .map(|()| true)
+        }
+        Command::Agencies(command) => {
+            let client = connect::client(&cli.connection).await?;
+            functions_cli::agencies(&client, command)
+                .await
+                .map(|()| true)
+        }
     }
 }
 
 fn check_config(file: &std::path::Path) -> bool {
     match config::load(file) {
-        Ok(_) => {
+        Ok(config) => {
             println!("{}: ok", file.display());
+            let r = &config.resources;
+            if !r.is_empty() {
+                let subscriptions: usize = r.topics.iter().map(|t| t.subscriptions.len()).sum();
+                let triggers: usize = r.functions.iter().map(|f| f.triggers.len()).sum();
+                println!(
+                    "declares {} topic(s) with {subscriptions} subscription(s), {} agency(ies), \
+                     {} function(s) with {triggers} trigger(s)",
+                    r.topics.len(),
+                    r.agencies.len(),
+                    r.functions.len()
+                );
+            }
             true
         }
         Err(errors) => {
@@ -171,11 +201,61 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         admin_access_key: env_secret("TRAILWATCH_ADMIN_AK"),
         admin_secret_key: env_secret("TRAILWATCH_ADMIN_SK").map(Secret::new),
     };
-    // Print the bound address on stdout so that scripts (and tests) using port 0 can find it.
-    println!("listening on http://{local}");
-    trailwatch_api::server::run(listener, options, shutdown_signal())
+    if config.resources.is_empty() {
+        // Print the bound address on stdout so that scripts (and tests) using port 0 can find it.
+        println!("listening on http://{local}");
+        return trailwatch_api::server::run(listener, options, shutdown_signal())
+            .await
+            .context("server failed");
+    }
+    // With declared resources, the address is printed once they are in place: whoever waits
+    // for it finds them.
+    let file = args
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let hook = declared_resources_hook(config.resources.clone(), file, local);
+    trailwatch_api::server::run_with_startup(listener, options, shutdown_signal(), Some(hook))
         .await
         .context("server failed")
+}
+
+/// Applies the declared resources through the API once the server serves, then prints the
+/// `listening on` line.
+fn declared_resources_hook(
+    resources: config::Resources,
+    file: String,
+    local: std::net::SocketAddr,
+) -> StartupHook {
+    Box::new(move |started: Started| {
+        Box::pin(async move {
+            let fail = |e: String| format!("cannot apply the resources declared in {file}: {e}");
+            let client = trailwatch_client::Client::connect(trailwatch_client::ClientConfig {
+                endpoint: started.url.clone(),
+                credentials: trailwatch_client::Credentials::Token(
+                    started.admin_token.expose().to_owned(),
+                ),
+                project: started.project_id.clone(),
+                domain: "default".into(),
+            })
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+            let report = apply::apply(&client, &resources).await.map_err(fail)?;
+            for what in &report.created {
+                tracing::info!("created {what}");
+            }
+            for what in &report.updated {
+                tracing::info!("updated {what} to match {file}");
+            }
+            for note in &report.notes {
+                tracing::warn!("{note}");
+            }
+            tracing::info!("{} ({file})", report.summary());
+            println!("listening on http://{local}");
+            Ok(())
+        })
+    })
 }
 
 fn notify_config(n: &config::NotifySection) -> anyhow::Result<NotifyConfig> {
