@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Where objects are stored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ObjectStoreConfig {
     /// A local folder. Bucket `b` is the subfolder `root/b` (created on first use), key `k/x`

@@ -25,6 +25,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "storage",
     "iam",
     "notify",
+    "objects",
     "topics",
     "agencies",
     "functions",
@@ -36,6 +37,9 @@ pub struct Config {
     pub storage: StorageSection,
     pub iam: IamSection,
     pub notify: NotifySection,
+    /// `[objects]`: where functions read and write objects (`None`: the folder `objects` in the
+    /// data directory).
+    pub objects: Option<trailwatch_archive::ObjectStoreConfig>,
     /// Topics, agencies and functions declared in the file, applied at start.
     pub resources: Resources,
 }
@@ -395,6 +399,7 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             ],
             &mut errors,
         ),
+        objects: objects_section(src, &table, &mut errors),
         resources: Resources::default(),
     };
     validate(src, &config, &mut errors);
@@ -403,6 +408,32 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
         Ok(config)
     } else {
         Err(errors)
+    }
+}
+
+/// `[objects]`: `type = "local"` with `root`, or `type = "s3"` with `endpoint`, `region`,
+/// `access_key_id`, `secret_access_key`, `allow_http`, `virtual_hosted_style`.
+fn objects_section(
+    src: &str,
+    table: &toml::Table,
+    errors: &mut Vec<ConfigError>,
+) -> Option<trailwatch_archive::ObjectStoreConfig> {
+    let value = table.get("objects")?;
+    match value
+        .clone()
+        .try_into::<trailwatch_archive::ObjectStoreConfig>()
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errors.push(ConfigError {
+                location: location(src, Some("objects"), None),
+                message: format!(
+                    "{} (expected type = \"local\" with root, or type = \"s3\" with endpoint, region, access_key_id, secret_access_key)",
+                    e.message()
+                ),
+            });
+            None
+        }
     }
 }
 
@@ -550,6 +581,22 @@ mod tests {
     fn syntax_errors_have_a_line() {
         let errors = parse("[server]\nlisten = \n").unwrap_err();
         assert!(errors[0].location.starts_with("line 2"), "{errors:?}");
+    }
+
+    #[test]
+    fn objects_section_is_checked() {
+        let ok = parse(
+            "[objects]\ntype = \"s3\"\nendpoint = \"http://127.0.0.1:9000\"\nregion = \"us-east-1\"\naccess_key_id = \"ak\"\nsecret_access_key = \"sk\"\nallow_http = true\n",
+        );
+        assert!(matches!(
+            ok.map(|c| c.objects),
+            Ok(Some(trailwatch_archive::ObjectStoreConfig::S3 { .. }))
+        ));
+        let Err(errors) = parse("[objects]\ntype = \"ftp\"\n") else {
+            panic!("an unknown object store type must be refused");
+        };
+        assert!(errors[0].message.contains("ftp"), "{errors:?}");
+        assert_eq!(errors[0].location, "line 1, [objects]");
     }
 
     #[test]

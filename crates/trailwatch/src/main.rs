@@ -196,6 +196,19 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     options.token_ttl_ms = i64::from(config.iam.token_ttl_hours) * 3_600_000;
     options.retention_days = Some(config.storage.trace_retention_days).filter(|d| *d > 0);
     options.notify = notify_config(&config.notify)?;
+    options.objects = config.objects.clone();
+    // The S3 secret may come from the environment instead of the file.
+    if let (
+        Some(trailwatch_archive::ObjectStoreConfig::S3 {
+            secret_access_key, ..
+        }),
+        Ok(secret),
+    ) = (
+        options.objects.as_mut(),
+        std::env::var("TRAILWATCH_OBJECTS_SECRET_ACCESS_KEY"),
+    ) {
+        *secret_access_key = trailwatch_archive::SecretKey::new(secret);
+    }
     options.bootstrap = BootstrapSecrets {
         admin_password: env_secret("TRAILWATCH_ADMIN_PASSWORD").map(Secret::new),
         admin_access_key: env_secret("TRAILWATCH_ADMIN_AK"),
