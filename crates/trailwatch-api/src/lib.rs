@@ -70,6 +70,10 @@ pub struct AppState {
     /// it instead of polling.
     pub lts_head: Arc<tokio::sync::watch::Sender<u64>>,
     pub functions: Arc<trailwatch_functions::service::FunctionService>,
+    /// The object store (functions' objects, trackers' buckets).
+    pub objects: Arc<trailwatch_archive::Objects>,
+    /// Signs archive digests; its public half is served to auditors.
+    pub archive_key: Arc<trailwatch_integrity::SigningKey>,
 }
 
 /// All routes. Every route except health, metrics and token issuance requires authentication.
@@ -121,6 +125,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v3/{project_id}/trackers",
             get(trackers::list).delete(trackers::delete),
+        )
+        .route(
+            "/v3/{project_id}/tracker/public-key",
+            get(trackers::public_key),
         )
         .route(
             "/v1.0/{project_id}/{tracker_name}/trace",

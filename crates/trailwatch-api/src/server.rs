@@ -41,6 +41,8 @@ pub struct ServerOptions {
     /// Where functions read and write objects; `None` = the folder `objects` in the data
     /// directory.
     pub objects: Option<trailwatch_archive::ObjectStoreConfig>,
+    /// How often the archiver transfers traces to trackers' buckets (CTS: 5 minutes).
+    pub archive_cycle: std::time::Duration,
 }
 
 impl ServerOptions {
@@ -54,6 +56,7 @@ impl ServerOptions {
             bootstrap: BootstrapSecrets::default(),
             notify: NotifyConfig::new("local", "http://127.0.0.1:8840"),
             objects: None,
+            archive_cycle: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -131,6 +134,21 @@ pub async fn run_with_startup(
             let _ = engine_stop_rx.wait_for(|stop| *stop).await;
         },
     ));
+    let (archive_stop_tx, mut archive_stop_rx) = tokio::sync::watch::channel(false);
+    let archiver = tokio::spawn(trailwatch_archive::archiver::run(
+        trailwatch_archive::archiver::ArchiverConfig {
+            store: state.store.clone(),
+            objects: state.objects.clone(),
+            key: state.archive_key.clone(),
+            region: options.api.region.clone(),
+            cycle: options.archive_cycle,
+            period: chrono::TimeDelta::hours(1),
+            now: Arc::new(chrono::Utc::now),
+        },
+        async move {
+            let _ = archive_stop_rx.wait_for(|stop| *stop).await;
+        },
+    ));
     let local = listener.local_addr()?;
     let startup_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
@@ -166,6 +184,14 @@ pub async fn run_with_startup(
     let _ = engine_stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), engine).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), outbox).await;
+    // The archiver flushes: pending traces are written and every chain gets an ending digest.
+    let _ = archive_stop_tx.send(true);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), archiver)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the archive flush did not finish in 30 s; it resumes at the next start");
+    }
     tracing::info!("trailwatch stopped");
     let failure = startup_failure.lock().ok().and_then(|mut s| s.take());
     match failure {
@@ -280,12 +306,17 @@ pub async fn prepare(options: &ServerOptions) -> Result<AppState, ServerError> {
             .unwrap_or_else(|| trailwatch_archive::ObjectStoreConfig::Local {
                 root: options.data_dir.join("objects"),
             });
-    let objects = trailwatch_archive::Objects::open(&objects_config)
-        .map_err(|e| ServerError::Objects(e.to_string()))?;
+    let objects = Arc::new(
+        trailwatch_archive::Objects::open(&objects_config)
+            .map_err(|e| ServerError::Objects(e.to_string()))?,
+    );
+    let archive_key = Arc::new(load_or_create_archive_key(
+        &options.data_dir.join("keys").join(ARCHIVE_KEY_FILE),
+    )?);
     let functions = Arc::new(FunctionService::new(FunctionServiceParts {
         store: store.clone(),
         notifier: notifier.clone(),
-        objects: Arc::new(objects),
+        objects: objects.clone(),
         seal: trailwatch_iam::secret::SealKey::from_bytes(derive_key(
             &master,
             b"trailwatch fgs user data v1",
@@ -306,6 +337,8 @@ pub async fn prepare(options: &ServerOptions) -> Result<AppState, ServerError> {
         notifier,
         lts_head,
         functions,
+        objects,
+        archive_key,
     };
     bootstrap(&state, &options.data_dir, &options.bootstrap).await?;
     Ok(state)
@@ -360,6 +393,54 @@ pub fn load_or_create_master_key(path: &Path) -> Result<MasterKey, ServerError> 
     write_private(path, hex::encode(key.as_bytes()).as_bytes())
         .map_err(|e| key_err(e.to_string()))?;
     Ok(key)
+}
+
+/// The archive signing key's file name in `<data-dir>/keys/`.
+pub const ARCHIVE_KEY_FILE: &str = "archive-signing.pem";
+
+/// The archive's Ed25519 signing key (PKCS#8 PEM, mode 0600), created on first start. It is
+/// separate from the master key so that its public half can be handed to auditors
+/// (`trailwatch keys export`).
+pub fn load_or_create_archive_key(
+    path: &Path,
+) -> Result<trailwatch_integrity::SigningKey, ServerError> {
+    if let Some(key) = load_archive_key(path)? {
+        return Ok(key);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        restrict(dir, 0o700)?;
+    }
+    // 32 bytes from the OS generator (the same one the master key uses).
+    let seed = *MasterKey::generate().as_bytes();
+    let key = trailwatch_integrity::SigningKey::from_seed(&seed);
+    write_private(path, key.to_pkcs8_pem().as_bytes()).map_err(|e| ServerError::KeyFile {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(key)
+}
+
+/// The archive signing key if it exists.
+pub fn load_archive_key(
+    path: &Path,
+) -> Result<Option<trailwatch_integrity::SigningKey>, ServerError> {
+    let pem = match std::fs::read_to_string(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ServerError::KeyFile {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    trailwatch_integrity::SigningKey::from_pkcs8_pem(&pem)
+        .map(Some)
+        .map_err(|e| ServerError::KeyFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// A purpose-specific key derived from the master key.

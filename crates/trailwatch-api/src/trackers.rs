@@ -986,6 +986,20 @@ pub async fn delete(
     }
 }
 
+/// `GET /v3/{project_id}/tracker/public-key` (trailwatch extension): the public key that verifies
+/// the archive's digests, for `trailwatch verify --public-key`.
+pub async fn public_key(
+    _scope: ProjectScope,
+    State(app): State<AppState>,
+) -> axum::Json<serde_json::Value> {
+    let key = app.archive_key.public_key();
+    axum::Json(serde_json::json!({
+        "algorithm": "Ed25519",
+        "key_id": key.key_id().to_string(),
+        "public_key_pem": key.to_pem(),
+    }))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

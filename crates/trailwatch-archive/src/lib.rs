@@ -10,16 +10,18 @@
 //!   [`validate_key`]).
 //!
 //! Module layout: `objects` (the facade), `append` (conditional-write appends), `local` (the
-//! local folder's lock-and-rename conditional update), `names`, `config`, `error`. The CTS
-//! trace-file archiver (key layout, gzip trace files, digests) will be a sibling module on top of
-//! `Objects::put_if_absent`.
+//! local folder's lock-and-rename conditional update), `names`, `config`, `error`, and
+//! [`archiver`]: the CTS trace-file archiver (a trace-log consumer writing trace files and
+//! hourly signed digests with `trailwatch-integrity`) on top of `Objects::put_if_absent`.
 
 pub mod append;
+pub mod archiver;
 mod config;
 mod error;
 mod local;
 mod names;
 mod objects;
+pub mod source;
 
 pub use append::{
     APPLIED_KEYS_REMEMBERED, AppendOutcome, AppendPolicy, MAX_APPEND_OBJECT_BYTES,

@@ -115,6 +115,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
     conn.execute_batch(crate::lts::SCHEMA)?;
     conn.execute_batch(crate::functions::SCHEMA)?;
     conn.execute_batch(crate::trackers::SCHEMA)?;
+    conn.execute_batch(crate::archive::SCHEMA)?;
     Ok(conn)
 }
 

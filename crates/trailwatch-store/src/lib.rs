@@ -27,6 +27,7 @@
 //! ```
 
 pub mod agencies;
+pub mod archive;
 mod db;
 pub mod functions;
 pub mod iam;

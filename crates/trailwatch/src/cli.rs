@@ -85,6 +85,44 @@ pub enum Command {
     /// Agencies: what a function may do (IAM roles granted in the current project).
     #[command(subcommand)]
     Agencies(AgenciesCommand),
+    /// Check an archive offline (no server needed): every trace file's hash, every digest's
+    /// signature and the chain. Exit status 0 valid, 1 problems found, 2 could not run.
+    Verify(VerifyArgs),
+    /// The archive's signing key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bucket root that holds `CloudTraces/`: a folder, or `s3://BUCKET` (the S3 endpoint and
+    /// credentials come from the `[objects]` section of `--config`).
+    #[arg(long)]
+    pub store: String,
+    /// The public key (PEM) from `trailwatch keys export` or `GET /v3/{project_id}/tracker/public-key`.
+    #[arg(long)]
+    pub public_key: PathBuf,
+    /// Check files from this time on: RFC 3339 (2026-11-25T10:00:00Z) or epoch milliseconds.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Check files up to this time (default now); digests missing before it are reported.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Configuration file with an `[objects]` section (for `s3://`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the archive's public key (PEM), read from the data directory; no server needed.
+    Export {
+        /// The server's data directory.
+        #[arg(long, default_value = "./trailwatch-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

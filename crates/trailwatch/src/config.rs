@@ -26,6 +26,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "iam",
     "notify",
     "objects",
+    "archive",
     "topics",
     "agencies",
     "functions",
@@ -40,6 +41,7 @@ pub struct Config {
     /// `[objects]`: where functions read and write objects (`None`: the folder `objects` in the
     /// data directory).
     pub objects: Option<trailwatch_archive::ObjectStoreConfig>,
+    pub archive: ArchiveSection,
     /// Topics, agencies and functions declared in the file, applied at start.
     pub resources: Resources,
 }
@@ -182,6 +184,22 @@ impl Default for IamSection {
     fn default() -> Self {
         IamSection {
             token_ttl_hours: 24,
+        }
+    }
+}
+
+/// `[archive]`: the transfer of trackers' traces to their buckets.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSection {
+    /// Seconds between two transfers (CTS: 300).
+    pub transfer_cycle_seconds: u64,
+}
+
+impl Default for ArchiveSection {
+    fn default() -> Self {
+        ArchiveSection {
+            transfer_cycle_seconds: 300,
         }
     }
 }
@@ -400,6 +418,13 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             &mut errors,
         ),
         objects: objects_section(src, &table, &mut errors),
+        archive: section(
+            src,
+            &table,
+            "archive",
+            &["transfer_cycle_seconds"],
+            &mut errors,
+        ),
         resources: Resources::default(),
     };
     validate(src, &config, &mut errors);
@@ -438,6 +463,15 @@ fn objects_section(
 }
 
 fn validate(src: &str, c: &Config, errors: &mut Vec<ConfigError>) {
+    if !(1..=3600).contains(&c.archive.transfer_cycle_seconds) {
+        errors.push(ConfigError {
+            location: location(src, Some("archive"), Some("transfer_cycle_seconds")),
+            message: format!(
+                "must be 1 to 3600 seconds, got {}",
+                c.archive.transfer_cycle_seconds
+            ),
+        });
+    }
     let n = &c.notify;
     if n.retry_base_ms == 0 || n.retry_cap_ms < n.retry_base_ms || n.retry_cap_ms > 86_400_000 {
         errors.push(ConfigError {

@@ -2,6 +2,7 @@
 //! library crates and runs the chosen command. Data goes to stdout, logs and errors to stderr.
 
 mod apply;
+mod archive_cli;
 mod cli;
 mod config;
 mod connect;
@@ -20,7 +21,8 @@ use trailwatch_notify::Backoff;
 use trailwatch_notify::service::{NotifyConfig, SmsConfig, SmtpConfig};
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, DeliveriesCommand, NotificationsCommand, ServeArgs, TracesCommand,
+    Cli, Command, ConfigCommand, DeliveriesCommand, KeysCommand, NotificationsCommand, ServeArgs,
+    TracesCommand,
 };
 
 fn main() -> ExitCode {
@@ -127,6 +129,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 .await
                 .map(|()| true)
         }
+        Command::Verify(args) => archive_cli::verify(args).await,
+        Command::Keys(KeysCommand::Export { data_dir }) => archive_cli::export_key(data_dir),
     }
 }
 
@@ -197,6 +201,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     options.retention_days = Some(config.storage.trace_retention_days).filter(|d| *d > 0);
     options.notify = notify_config(&config.notify)?;
     options.objects = config.objects.clone();
+    options.archive_cycle = std::time::Duration::from_secs(config.archive.transfer_cycle_seconds);
     // The S3 secret may come from the environment instead of the file.
     if let (
         Some(trailwatch_archive::ObjectStoreConfig::S3 {
