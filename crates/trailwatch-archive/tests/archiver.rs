@@ -4,6 +4,8 @@
 //! `error` until it recovers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,10 +35,16 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn setup() -> Setup {
+    setup_on(None).await
+}
+
+/// The archiver writing to a local folder, or to `s3` when given.
+async fn setup_on(s3: Option<ObjectStoreConfig>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("objects");
     let store = Store::open(StoreOptions::new(dir.path().join("data"))).unwrap();
-    let objects = Objects::open(&ObjectStoreConfig::Local { root: root.clone() }).unwrap();
+    let objects =
+        Objects::open(&s3.unwrap_or(ObjectStoreConfig::Local { root: root.clone() })).unwrap();
     let key = Arc::new(SigningKey::from_seed(&[42; 32]));
     let clock = Arc::new(Mutex::new(t0()));
     let c = clock.clone();
@@ -107,9 +115,9 @@ fn set_now(s: &Setup, t: DateTime<Utc>) {
     *s.clock.lock().unwrap() = t;
 }
 
-#[tokio::test]
-async fn hours_of_archive_verify_clean_with_only_the_public_key() {
-    let s = setup().await;
+/// Three hours and a bit of traces, a pass every 5 minutes, then a shutdown; returns the end
+/// time and how many traces of the tracked project were appended.
+async fn simulate_hours(s: &Setup) -> (DateTime<Utc>, usize) {
     let mut n = 0;
     // Three hours and a bit, a pass every 5 minutes, traces arriving in between; another
     // project's traces (no tracker) are not archived.
@@ -124,16 +132,23 @@ async fn hours_of_archive_verify_clean_with_only_the_public_key() {
             .append("p2", vec![trace(90_000 + step as usize, now)])
             .await
             .unwrap();
-        set_now(&s, now);
+        set_now(s, now);
         archiver::transfer_pass(&s.cfg).await.unwrap();
         archiver::digest_pass(&s.cfg, false).await.unwrap();
     }
     // Shutdown: the current period is closed early.
     let end = t0() + TimeDelta::minutes(5 * 40 + 2);
-    set_now(&s, end);
+    set_now(s, end);
     archiver::transfer_pass(&s.cfg).await.unwrap();
     let closed = archiver::digest_pass(&s.cfg, true).await.unwrap();
     assert_eq!(closed, 1, "the partial hour is closed at shutdown");
+    (end, n)
+}
+
+#[tokio::test]
+async fn hours_of_archive_verify_clean_with_only_the_public_key() {
+    let s = setup().await;
+    let (end, n) = simulate_hours(&s).await;
 
     let source = FolderSource::new(s.root.join("audit-bucket"));
     let report = verify(&source, &s.key.public_key(), None, None, end).unwrap();
@@ -230,4 +245,26 @@ async fn an_unwritable_bucket_sets_error_and_loses_nothing() {
         .unwrap();
     assert_eq!(t.status, TrackerStatus::Enabled);
     assert_eq!(t.detail, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_compatible_bucket_holds_the_same_verifiable_archive() {
+    let moto = common::moto::start_moto("audit-bucket");
+    let s = setup_on(Some(common::moto::s3_config(moto.port))).await;
+    let (end, n) = simulate_hours(&s).await;
+    let source = trailwatch_archive::source::StoreSource {
+        store: s.cfg.objects.bucket("audit-bucket").unwrap(),
+        handle: tokio::runtime::Handle::current(),
+    };
+    let public = s.key.public_key();
+    let report = tokio::task::spawn_blocking(move || verify(&source, &public, None, None, end))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.valid(), "{:#?}", report.problems);
+    assert_eq!(report.counts.traces, n as u64);
+    assert_eq!(
+        report.counts.digests, 4,
+        "three hours and the early shutdown digest"
+    );
 }

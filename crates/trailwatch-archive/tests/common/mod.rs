@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::collections::HashMap;
 
 /// The lines of call `call` of writer `writer`: 1 to 3 lines, unique across all calls.
