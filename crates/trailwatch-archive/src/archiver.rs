@@ -403,6 +403,51 @@ pub async fn digest_pass(cfg: &ArchiverConfig, ending: bool) -> Result<u64, Arch
     Ok(written)
 }
 
+/// Deletes the trace files of every archived tracker with a `bucket_lifecycle` whose time (in the
+/// key) is more than that many days ago. Digests and record files are kept, so the chain stays
+/// checkable and `trailwatch verify --from <start of the retained range>` still passes. Returns
+/// how many files were deleted.
+pub async fn retention_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
+    let now = (cfg.now)();
+    let trackers = archived_trackers(cfg.store.read(trackers::list_enabled_trackers).await?);
+    let mut deleted = 0;
+    for t in &trackers {
+        let Some(days) = t.obs_info.as_ref().and_then(|o| o.bucket_lifecycle) else {
+            continue;
+        };
+        let cutoff = now - TimeDelta::days(i64::from(days));
+        let prefix = format!("CloudTraces/{}/", cfg.region);
+        let objects =
+            cfg.objects
+                .list(bucket(t), &prefix)
+                .await
+                .map_err(|e| ArchiveError::Tracker {
+                    tracker: t.tracker_name.clone(),
+                    reason: e.to_string(),
+                })?;
+        for o in objects {
+            let Ok(parsed) = trailwatch_integrity::parse_key(&o.key) else {
+                continue;
+            };
+            let is_trace = matches!(
+                parsed.kind,
+                trailwatch_integrity::layout::ObjectKind::Trace { .. }
+            );
+            if is_trace && parsed.layout.tracker() == t.tracker_name && parsed.time < cutoff {
+                cfg.objects
+                    .delete(bucket(t), &o.key)
+                    .await
+                    .map_err(|e| ArchiveError::Tracker {
+                        tracker: t.tracker_name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                deleted += 1;
+            }
+        }
+    }
+    Ok(deleted)
+}
+
 /// Runs transfer and digest passes every `cycle` until `stop` resolves; then flushes: a last
 /// transfer pass and an early, ending digest for every tracker, so a stopped server leaves a
 /// fully verifiable archive.
@@ -411,7 +456,12 @@ pub async fn run(cfg: ArchiverConfig, stop: impl Future<Output = ()> + Send) {
     tokio::pin!(stop);
     loop {
         let ok = match transfer_pass(&cfg).await {
-            Ok(_) => digest_pass(&cfg, false).await.map(|_| ()),
+            Ok(_) => match digest_pass(&cfg, false).await {
+                // Retention runs when a period closes (about hourly).
+                Ok(n) if n > 0 => retention_pass(&cfg).await.map(|_| ()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let wait = match ok {

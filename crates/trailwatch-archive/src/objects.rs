@@ -250,6 +250,17 @@ impl Objects {
         }
     }
 
+    /// Deletes an object (retention); deleting one that does not exist is not an error.
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectsError> {
+        use object_store::ObjectStoreExt as _;
+        let handle = self.handle(bucket)?;
+        let path = object_path(key)?;
+        match handle.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ObjectsError::store("delete", bucket, key, e)),
+        }
+    }
+
     /// The objects whose key lies under `prefix` (whole segments: `logs/2026` lists
     /// `logs/2026/...`, not `logs/2026-old`; `""` lists the bucket), sorted by key.
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectsError> {

@@ -78,38 +78,7 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<bool> {
         .map(|s| parse_time("--to", s))
         .transpose()?;
     options.threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let source: Box<dyn ObjectSource + Send> = match args.store.strip_prefix("s3://") {
-        Some(bucket) => {
-            let Some(config_path) = &args.config else {
-                bail!("--store s3://… needs --config FILE with an [objects] section");
-            };
-            let config = crate::config::load(config_path).map_err(|errors| {
-                anyhow::anyhow!(
-                    "{}",
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )
-            })?;
-            let Some(objects) = config.objects else {
-                bail!("{} has no [objects] section", config_path.display());
-            };
-            let objects = trailwatch_archive::Objects::open(&objects)?;
-            Box::new(StoreSource {
-                store: objects.bucket(bucket.trim_end_matches('/'))?,
-                handle: tokio::runtime::Handle::current(),
-            })
-        }
-        None => {
-            let root = Path::new(&args.store);
-            if !root.is_dir() {
-                bail!("{} is not a folder", root.display());
-            }
-            Box::new(FolderSource::new(root))
-        }
-    };
+    let source = open_source(&args.store, args.config.as_deref())?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
@@ -144,4 +113,109 @@ pub fn export_key(data_dir: &Path) -> anyhow::Result<bool> {
     };
     print!("{}", key.public_key().to_pem());
     Ok(true)
+}
+
+/// The archive at `store`: a folder, or `s3://BUCKET` through the `[objects]` section of
+/// `config`.
+fn open_source(store: &str, config: Option<&Path>) -> anyhow::Result<Box<dyn ObjectSource + Send>> {
+    Ok(match store.strip_prefix("s3://") {
+        Some(bucket) => {
+            let Some(config_path) = config else {
+                bail!("--store s3://… needs --config FILE with an [objects] section");
+            };
+            let config = crate::config::load(config_path).map_err(|errors| {
+                anyhow::anyhow!(
+                    "{}",
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })?;
+            let Some(objects) = config.objects else {
+                bail!("{} has no [objects] section", config_path.display());
+            };
+            let objects = trailwatch_archive::Objects::open(&objects)?;
+            Box::new(StoreSource {
+                store: objects.bucket(bucket.trim_end_matches('/'))?,
+                handle: tokio::runtime::Handle::current(),
+            })
+        }
+        None => {
+            let root = Path::new(store);
+            if !root.is_dir() {
+                bail!("{} is not a folder", root.display());
+            }
+            Box::new(FolderSource::new(root))
+        }
+    })
+}
+
+/// `trailwatch import cts-archive`: every trace file under `CloudTraces/` (digests and record
+/// files skipped), sent to the trace log in batches of 1,000. Exit status 1 when a file could not
+/// be read or a trace was refused (each is reported), 0 when everything was imported or was
+/// already there.
+pub async fn import(
+    client: &trailwatch_client::Client,
+    args: &crate::cli::ImportArchiveArgs,
+) -> anyhow::Result<bool> {
+    let source: Arc<dyn ObjectSource + Send> =
+        Arc::from(open_source(&args.store, args.config.as_deref())?);
+    let lister = source.clone();
+    let mut keys: Vec<String> = tokio::task::spawn_blocking(move || lister.list("CloudTraces/"))
+        .await
+        .context("listing stopped")??
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| {
+            !k.contains("/Digest/")
+                && !k.contains("/Records/")
+                && (k.ends_with(".json.gz") || k.ends_with(".json"))
+        })
+        .collect();
+    keys.sort();
+    let (mut files, mut accepted, mut duplicates, mut problems) = (0u64, 0u64, 0u64, 0u64);
+    for key in keys {
+        let reader = source.clone();
+        let k = key.clone();
+        let bytes = tokio::task::spawn_blocking(move || reader.get(&k))
+            .await
+            .context("reading stopped")??;
+        let Some(bytes) = bytes else { continue };
+        let contents = match trailwatch_integrity::read_file(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{key}: not a trace file: {e}");
+                problems += 1;
+                continue;
+            }
+        };
+        files += 1;
+        for chunk in contents.items.chunks(1000) {
+            let r = client.put_traces(chunk).await?;
+            for (i, result) in r.body["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if result.get("error_code").is_some() {
+                    problems += 1;
+                    eprintln!(
+                        "{key}: trace {i}: {}",
+                        result["error_msg"].as_str().unwrap_or("refused")
+                    );
+                } else if result["duplicate"] == true {
+                    duplicates += 1;
+                } else {
+                    accepted += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "imported {accepted} traces from {files} files ({duplicates} already stored, {problems} problems)"
+    );
+    Ok(problems == 0)
 }

@@ -91,6 +91,25 @@ pub enum Command {
     /// The archive's signing key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Import traces from elsewhere into the trace log.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Read CTS trace files (trailwatch's own archive or real CTS transfers) back into the trace
+    /// log; traces already stored (same trace_id) are counted as duplicates, not stored twice.
+    CtsArchive(ImportArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArchiveArgs {
+    /// The bucket root that holds `CloudTraces/`: a folder, or `s3://BUCKET` (with `--config`).
+    pub store: String,
+    /// Configuration file with an `[objects]` section (for `s3://`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -21,8 +21,8 @@ use trailwatch_notify::Backoff;
 use trailwatch_notify::service::{NotifyConfig, SmsConfig, SmtpConfig};
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, DeliveriesCommand, KeysCommand, NotificationsCommand, ServeArgs,
-    TracesCommand,
+    Cli, Command, ConfigCommand, DeliveriesCommand, ImportCommand, KeysCommand,
+    NotificationsCommand, ServeArgs, TracesCommand,
 };
 
 fn main() -> ExitCode {
@@ -131,6 +131,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Verify(args) => archive_cli::verify(args).await,
         Command::Keys(KeysCommand::Export { data_dir }) => archive_cli::export_key(data_dir),
+        Command::Import(ImportCommand::CtsArchive(args)) => {
+            let client = connect::client(&cli.connection).await?;
+            archive_cli::import(&client, args).await
+        }
     }
 }
 

@@ -126,6 +126,39 @@ async fn a_stopped_server_leaves_an_archive_that_verifies_offline() {
     assert_eq!(report["counts"]["traces"], 50, "{report}");
     assert_eq!(report["problems"].as_array().unwrap().len(), 0);
 
+    // The archive imports into another server's trace log; importing again stores nothing twice.
+    let other = Server::start();
+    let import = || {
+        Command::new(bin())
+            .args(["import", "cts-archive"])
+            .arg(&bucket)
+            .env("TRAILWATCH_ENDPOINT", &other.url)
+            .env("TRAILWATCH_AK", common::ADMIN_AK)
+            .env("TRAILWATCH_SK", common::ADMIN_SK)
+            .env_remove("TRAILWATCH_USER")
+            .env_remove("TRAILWATCH_PASSWORD")
+            .env_remove("TRAILWATCH_PROFILE")
+            .env("HOME", "/nonexistent-home")
+            .output()
+            .unwrap()
+    };
+    let out = import();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("imported 50 traces"), "{text}");
+    let out = import();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("imported 0 traces") && text.contains("50 already stored"),
+        "{text}"
+    );
+    let imported = common::list_all(&other.admin().await, &[("trace_name", "login".into())]).await;
+    assert_eq!(imported.len(), 50);
+
     // Flip one byte of a trace file: exit 1, the file named as altered.
     let mut files = Vec::new();
     files_under(&bucket.join("CloudTraces"), &mut files);
