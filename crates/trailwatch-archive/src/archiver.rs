@@ -267,6 +267,85 @@ pub async fn transfer_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
     Ok(archived)
 }
 
+/// Archives the alarms published and the delivery attempts (receipts) since the last pass as
+/// record files of each project's tracker, listed in the digests like trace files: the archive
+/// proves who was told what, and when. Records of projects without an archived tracker are
+/// passed over. A crash between writing a record file and committing its cursor writes the same
+/// records again at the next pass (in a second file): records are archived at least once.
+pub async fn records_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
+    use trailwatch_integrity::RecordFileBuilder;
+    use trailwatch_integrity::layout::RecordKind;
+    let trackers = archived_trackers(cfg.store.read(trackers::list_enabled_trackers).await?);
+    let now = trailwatch_integrity::layout::whole_seconds((cfg.now)());
+    let mut archived = 0;
+    for (kind, cursor) in [
+        (RecordKind::Alarm, "archive:alarms"),
+        (RecordKind::Receipt, "archive:receipts"),
+    ] {
+        let after = cfg.store.cursor(cursor).await?;
+        let records = cfg
+            .store
+            .read(move |c| match kind {
+                RecordKind::Alarm => state::alarms_after(c, after, 10_000),
+                RecordKind::Receipt => state::receipts_after(c, after, 10_000),
+            })
+            .await?;
+        let Some(last) = records.last().map(|r| r.position) else {
+            continue;
+        };
+        let mut written: Vec<(String, String, String)> = Vec::new();
+        for t in &trackers {
+            let mut builder = RecordFileBuilder::new(kind, compression(t));
+            for r in records.iter().filter(|r| r.project_id == t.project_id) {
+                if builder.push(&r.record, r.time_ms).is_ok() {
+                    archived += 1;
+                }
+            }
+            if builder.is_empty() {
+                continue;
+            }
+            let fail = |reason: String| ArchiveError::Tracker {
+                tracker: t.tracker_name.clone(),
+                reason,
+            };
+            let file = builder.finish().map_err(|e| fail(e.to_string()))?;
+            let mut random = [0u8; 8];
+            random.copy_from_slice(&file.sha256[..8]);
+            let key = layout(cfg, t)?
+                .record_file_key(kind, now, random, file.compression)
+                .map_err(|e| fail(e.to_string()))?;
+            match cfg
+                .objects
+                .put_if_absent(bucket(t), &key, file.bytes.clone().into())
+                .await
+            {
+                Ok(PutIfAbsent::Created) | Ok(PutIfAbsent::AlreadyExists { identical: true }) => {}
+                Ok(PutIfAbsent::AlreadyExists { identical: false }) => {
+                    return Err(fail(format!("{key} already exists with other content")));
+                }
+                Err(e) => {
+                    let reason = format!("cannot write to bucket {}: {e}", bucket(t));
+                    set_status(cfg, t, Some(reason.clone())).await;
+                    return Err(fail(reason));
+                }
+            }
+            let entry = serde_json::to_string(&file.entry(bucket(t), &key))
+                .map_err(|e| fail(e.to_string()))?;
+            written.push((t.tracker_id.clone(), key, entry));
+        }
+        let at = now.timestamp_millis();
+        cfg.store
+            .write(move |c| {
+                for (tracker, object, entry) in &written {
+                    state::add_file(c, tracker, object, at, entry)?;
+                }
+                trailwatch_store::set_cursor(c, cursor, last)
+            })
+            .await?;
+    }
+    Ok(archived)
+}
+
 fn previous_to_json(p: &PreviousDigest) -> String {
     json!({
         "bucket": p.bucket, "object": p.object, "sha256": hex::encode(p.sha256),
@@ -455,7 +534,11 @@ pub async fn run(cfg: ArchiverConfig, stop: impl Future<Output = ()> + Send) {
     let mut backoff = Duration::from_secs(1);
     tokio::pin!(stop);
     loop {
-        let ok = match transfer_pass(&cfg).await {
+        let transferred = match transfer_pass(&cfg).await {
+            Ok(_) => records_pass(&cfg).await,
+            Err(e) => Err(e),
+        };
+        let ok = match transferred {
             Ok(_) => match digest_pass(&cfg, false).await {
                 // Retention runs when a period closes (about hourly).
                 Ok(n) if n > 0 => retention_pass(&cfg).await.map(|_| ()),
@@ -482,6 +565,9 @@ pub async fn run(cfg: ArchiverConfig, stop: impl Future<Output = ()> + Send) {
     }
     if let Err(e) = transfer_pass(&cfg).await {
         tracing::warn!(error = %e, "final archive transfer failed; the traces stay in the log and are archived at the next start");
+    }
+    if let Err(e) = records_pass(&cfg).await {
+        tracing::warn!(error = %e, "final archive of alarms and receipts failed; they are archived at the next start");
     }
     match digest_pass(&cfg, true).await {
         Ok(n) => tracing::info!(digests = n, "archive flushed"),

@@ -134,3 +134,73 @@ pub fn set_chain_head(c: &Connection, tracker_id: &str, previous: &str, end_ms: 
     )?;
     Ok(())
 }
+
+/// An alarm or delivery receipt for the archive: its row position (the archiver's cursor), its
+/// project, time and JSON record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveRecord {
+    pub position: u64,
+    pub project_id: String,
+    pub time_ms: i64,
+    pub record: serde_json::Value,
+}
+
+/// Published messages (alarms) after `after` (row position), oldest first. Row positions grow
+/// in commit order (one writer), so a cursor over them misses nothing.
+pub fn alarms_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<ArchiveRecord>> {
+    let mut st = c.prepare_cached(
+        "SELECT rowid, message_id, project_id, topic_urn, subject, texts, created_at
+         FROM smn_messages WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![after as i64, limit as i64], |r| {
+        let texts: String = r.get(5)?;
+        let texts: serde_json::Value =
+            serde_json::from_str(&texts).unwrap_or(serde_json::Value::Null);
+        let created_at: i64 = r.get(6)?;
+        Ok(ArchiveRecord {
+            position: r.get::<_, i64>(0)? as u64,
+            project_id: r.get(2)?,
+            time_ms: created_at,
+            record: serde_json::json!({
+                "message_id": r.get::<_, String>(1)?,
+                "topic_urn": r.get::<_, String>(3)?,
+                "subject": r.get::<_, Option<String>>(4)?,
+                "texts": texts,
+                "published_at": created_at,
+            }),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Delivery attempts (receipts: who was sent which message, when, with what outcome) after
+/// `after`, oldest first.
+pub fn receipts_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<ArchiveRecord>> {
+    let mut st = c.prepare_cached(
+        "SELECT a.rowid, d.message_id, d.project_id, d.subscription_id, d.kind, d.protocol,
+                d.endpoint, a.attempt, a.at, a.outcome, a.result, a.latency_ms
+         FROM smn_attempts a JOIN smn_deliveries d ON d.delivery_id = a.delivery_id
+         WHERE a.rowid > ?1 ORDER BY a.rowid LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![after as i64, limit as i64], |r| {
+        let at: i64 = r.get(8)?;
+        Ok(ArchiveRecord {
+            position: r.get::<_, i64>(0)? as u64,
+            project_id: r.get(2)?,
+            time_ms: at,
+            record: serde_json::json!({
+                "message_id": r.get::<_, String>(1)?,
+                "subscription_id": r.get::<_, String>(3)?,
+                "kind": r.get::<_, String>(4)?,
+                "protocol": r.get::<_, String>(5)?,
+                "endpoint": r.get::<_, String>(6)?,
+                "attempt": r.get::<_, i64>(7)?,
+                "at": at,
+                "outcome": r.get::<_, String>(9)?,
+                "result": r.get::<_, Option<String>>(10)?,
+                "latency_ms": r.get::<_, i64>(11)?,
+            }),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

@@ -56,6 +56,15 @@ async fn a_stopped_server_leaves_an_archive_that_verifies_offline() {
     assert_eq!(key["algorithm"], "Ed25519");
     let pem = key["public_key_pem"].as_str().unwrap().to_owned();
 
+    // An alarm and its delivery: archived as record files (who was told what, and when).
+    let receiver = common::receiver::Receiver::start().await;
+    let topic = common::smn::create_topic(&c, "audit_alarms", "").await;
+    common::smn::subscribe_confirmed(&c, &topic, &receiver, json!({})).await;
+    common::smn::publish(&c, &topic, json!({"subject": "CTSTrigger", "message": "Illegal operation[  IP:203.0.113.10,  Action:login]"})).await;
+    receiver
+        .wait_for("Notification", 1, Duration::from_secs(10))
+        .await;
+
     let traces: Vec<Value> = (0..50)
         .map(|i| {
             let mut t = login_trace(&format!("user{i}"), "203.0.113.10", 1_764_000_000_000 + i);
@@ -124,6 +133,11 @@ async fn a_stopped_server_leaves_an_archive_that_verifies_offline() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["counts"]["traces"], 50, "{report}");
+    // The alarm (and the confirmation request) and their delivery attempts.
+    assert!(
+        report["counts"]["records"].as_u64().unwrap() >= 3,
+        "{report}"
+    );
     assert_eq!(report["problems"].as_array().unwrap().len(), 0);
 
     // The archive imports into another server's trace log; importing again stores nothing twice.
