@@ -292,7 +292,7 @@ fn time_ns(v: &Value, what: &str, now_ns: i64) -> Result<i64, String> {
         _ => None,
     }
     .ok_or_else(|| format!("`{what}` must be an integer (nanoseconds since the epoch), got {v}"))?;
-    if (t - now_ns).abs() > MAX_TIME_SKEW_NS {
+    if t.abs_diff(now_ns) > MAX_TIME_SKEW_NS.unsigned_abs() {
         return Err(format!(
             "`{what}` {t} is more than two days away from the server's time {now_ns}"
         ));

@@ -262,6 +262,22 @@ fn agency_rights_lookup(store: Store) -> RightsLookup {
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("project {project_id} does not exist"))?;
+            // A function may assume only an agency that trusts the function service, not one
+            // made to delegate to another account.
+            let (domain, name) = (project.domain_id.clone(), agency.clone());
+            let trusted = store
+                .read(move |c| trailwatch_store::agencies::agency_by_name(c, &domain, &name))
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some_and(|a| {
+                    a.trust_domain_name == trailwatch_iam::roles::FUNCTION_SERVICE_TRUST_NAME
+                });
+            if !trusted {
+                return Err(format!(
+                    "agency `{agency}` does not exist or does not trust the function service ({})",
+                    trailwatch_iam::roles::FUNCTION_SERVICE_TRUST_NAME
+                ));
+            }
             trailwatch_store::agencies::agency_rights(
                 &store,
                 &project.domain_id,

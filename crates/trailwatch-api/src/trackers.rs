@@ -831,6 +831,9 @@ pub async fn create(
             if let Err(e) = check_tracker(&t, &others) {
                 return Ok(Err(e));
             }
+            if let Err(e) = claim_tracker_bucket(c, &t)? {
+                return Ok(Err(e));
+            }
             store::create_tracker(c, &t)?;
             Ok(Ok(t))
         })
@@ -841,6 +844,37 @@ pub async fn create(
         Json(tracker_json(&created, &app.config.region)),
     )
         .into_response())
+}
+
+/// Claims the tracker's transfer bucket for its project (buckets are one namespace for the whole
+/// server): a bucket another project archives to or writes objects in is refused, so no project
+/// can overwrite, expire or jam another's archive.
+fn claim_tracker_bucket(
+    c: &trailwatch_store::rusqlite::Connection,
+    t: &Tracker,
+) -> trailwatch_store::Result<Result<(), ApiError>> {
+    let Some(bucket) = t
+        .obs_info
+        .as_ref()
+        .map(|o| o.bucket_name.as_str())
+        .filter(|b| !b.is_empty())
+    else {
+        return Ok(Ok(()));
+    };
+    if trailwatch_store::archive::claim_bucket(
+        c,
+        bucket,
+        &t.project_id,
+        trailwatch_store::now_ms(),
+    )? {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(ApiError::cts(
+            StatusCode::FORBIDDEN,
+            "CTS.0232",
+            format!("bucket `{bucket}` belongs to another project; choose another bucket"),
+        )))
+    }
 }
 
 /// `PUT /v3/{project_id}/tracker`: the tracker is named by `tracker_type` + `tracker_name`;
@@ -865,6 +899,9 @@ pub async fn update(
             }
             let others = store::list_trackers(c, &project_id, None, Some(TrackerType::Data))?;
             if let Err(e) = check_tracker(&t, &others) {
+                return Ok(Err(e));
+            }
+            if let Err(e) = claim_tracker_bucket(c, &t)? {
                 return Ok(Err(e));
             }
             if !store::update_tracker(c, &t)? {

@@ -32,8 +32,6 @@ use trailwatch_store::trackers::{self, CompressType, Tracker, TrackerStatus, Tra
 
 use crate::{Objects, PutIfAbsent};
 
-/// The archive cursor in the trace log.
-pub const CURSOR: &str = "archive:traces";
 /// Traces read per pass at most (the rest waits for the next pass).
 const MAX_PASS_TRACES: u64 = 200_000;
 
@@ -111,7 +109,28 @@ fn bucket(t: &Tracker) -> &str {
         .unwrap_or("")
 }
 
+/// The CTS `detail` code for a failure to write a tracker's bucket (§2.2: `noBucket`,
+/// `bucketPolicyError`); the full reason goes to the server log, not to API callers (it may name
+/// internal endpoints).
+fn detail_code(reason: &str) -> String {
+    let lower = reason.to_ascii_lowercase();
+    let missing = lower.contains("nosuchbucket")
+        || lower.contains("no such bucket")
+        || lower.contains("does not exist")
+        || (lower.contains("bucket") && lower.contains("not found"));
+    if missing {
+        "noBucket"
+    } else {
+        "bucketPolicyError"
+    }
+    .into()
+}
+
 async fn set_status(cfg: &ArchiverConfig, t: &Tracker, error: Option<String>) {
+    if let Some(reason) = &error {
+        tracing::warn!(tracker = %t.tracker_id, project = %t.project_id, reason = %reason, "archive transfer failed");
+    }
+    let error = error.map(|r| detail_code(&r));
     let (id, was_error) = (t.tracker_id.clone(), t.status == TrackerStatus::Error);
     if error.is_none() && !was_error {
         return;
@@ -130,14 +149,65 @@ async fn set_status(cfg: &ArchiverConfig, t: &Tracker, error: Option<String>) {
     }
 }
 
-/// One transfer pass: archives the traces after the cursor (or redoes an interrupted pass).
-/// Returns how many traces were archived.
+/// Writes `file` to the tracker's bucket at `key` (an existing identical object is fine: a redone
+/// pass) and returns its digest entry (JSON).
+async fn put_file(
+    cfg: &ArchiverConfig,
+    t: &Tracker,
+    key: &str,
+    file: &trailwatch_integrity::BuiltFile,
+) -> Result<String, String> {
+    match cfg
+        .objects
+        .put_if_absent(bucket(t), key, file.bytes.clone().into())
+        .await
+    {
+        Ok(PutIfAbsent::Created) | Ok(PutIfAbsent::AlreadyExists { identical: true }) => {}
+        Ok(PutIfAbsent::AlreadyExists { identical: false }) => {
+            return Err(format!("{key} already exists with other content"));
+        }
+        Err(e) => return Err(format!("cannot write to bucket {}: {e}", bucket(t))),
+    }
+    serde_json::to_string(&file.entry(bucket(t), key)).map_err(|e| e.to_string())
+}
+
+/// Runs `one` for every archived tracker; a tracker that fails is marked `error` and holds back
+/// no other. Returns the total, or the first failure after every tracker had its turn.
+async fn each_tracker<'a, F, Fut>(cfg: &'a ArchiverConfig, one: F) -> Result<u64, ArchiveError>
+where
+    F: Fn(&'a ArchiverConfig, Tracker) -> Fut,
+    Fut: Future<Output = Result<u64, ArchiveError>> + 'a,
+{
+    let trackers = archived_trackers(cfg.store.read(trackers::list_enabled_trackers).await?);
+    let mut total = 0;
+    let mut first_error = None;
+    for t in trackers {
+        match one(cfg, t).await {
+            Ok(n) => total += n,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
+}
+
+/// One transfer pass: for every archived tracker, archives its project's traces after its cursor
+/// (or redoes its interrupted pass). Returns how many traces were archived.
 pub async fn transfer_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
+    each_tracker(cfg, transfer_tracker).await
+}
+
+async fn transfer_tracker(cfg: &ArchiverConfig, t: Tracker) -> Result<u64, ArchiveError> {
     let store = &cfg.store;
-    let pass = match store.read(state::pass).await? {
+    let id = t.tracker_id.clone();
+    let pass = match store.read(move |c| state::pass(c, &id, "traces")).await? {
         Some(p) => p,
         None => {
-            let from = store.cursor(CURSOR).await?;
+            let from = store.cursor(&state::traces_cursor(&t.tracker_id)).await?;
             let head = store.head();
             if head <= from {
                 return Ok(0);
@@ -147,19 +217,15 @@ pub async fn transfer_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
                 upto_seq: head.min(from + MAX_PASS_TRACES),
                 pass_time: (cfg.now)().timestamp() * 1000,
             };
-            store.write(move |c| state::begin_pass(c, p)).await?;
+            let id = t.tracker_id.clone();
+            store
+                .write(move |c| state::begin_pass(c, &id, "traces", p))
+                .await?;
             p
         }
     };
-    let trackers = archived_trackers(store.read(trackers::list_enabled_trackers).await?);
     let pass_time = DateTime::from_timestamp_millis(pass.pass_time).unwrap_or_default();
-    // project → tracker, then (tracker index, service) → traces in log order.
-    let by_project: BTreeMap<&str, usize> = trackers
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.project_id.as_str(), i))
-        .collect();
-    let mut groups: BTreeMap<(usize, String), TraceFileBuilder> = BTreeMap::new();
+    let mut groups: BTreeMap<String, TraceFileBuilder> = BTreeMap::new();
     let mut after = pass.from_seq;
     let mut archived = 0;
     while after < pass.upto_seq {
@@ -169,14 +235,14 @@ pub async fn transfer_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
         let Some(last) = batch.last().map(|t| t.seq) else {
             break;
         };
-        for t in batch.iter().filter(|t| t.seq <= pass.upto_seq) {
-            let Some(&i) = by_project.get(t.project_id.as_str()) else {
+        for stored in batch.iter().filter(|s| s.seq <= pass.upto_seq) {
+            if stored.project_id != t.project_id {
+                continue;
+            }
+            let Ok(trace) = trailwatch_trace::Trace::from_json_str(&stored.body) else {
                 continue;
             };
-            let Ok(trace) = trailwatch_trace::Trace::from_json_str(&t.body) else {
-                continue;
-            };
-            if trackers[i].exclude_services.contains(&trace.service_type) {
+            if t.exclude_services.contains(&trace.service_type) {
                 continue;
             }
             let service = if trace.service_type.is_empty() {
@@ -186,163 +252,162 @@ pub async fn transfer_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
             };
             let value = trace.to_value(trailwatch_trace::RenderStyle::CtsV3);
             let file = groups
-                .entry((i, service))
-                .or_insert_with(|| TraceFileBuilder::new(compression(&trackers[i])));
+                .entry(service)
+                .or_insert_with(|| TraceFileBuilder::new(compression(&t)));
             if file.push(&value).is_ok() {
                 archived += 1;
             }
         }
         after = last;
     }
-    let mut written: Vec<(String, String, String)> = Vec::new(); // (tracker_id, object, entry)
-    let mut failed: BTreeMap<usize, String> = BTreeMap::new();
-    for ((i, service), builder) in groups {
-        if failed.contains_key(&i) {
-            continue;
-        }
-        let t = &trackers[i];
-        let result = async {
-            let file = builder.finish().map_err(|e| e.to_string())?;
-            let mut random = [0u8; 8];
-            random.copy_from_slice(&file.sha256[..8]);
-            let key = layout(cfg, t)
-                .map_err(|e| e.to_string())?
-                .trace_file_key(
-                    sort_by_service(t).then_some(service.as_str()),
-                    pass_time,
-                    random,
-                    file.compression,
-                )
-                .map_err(|e| e.to_string())?;
-            match cfg
-                .objects
-                .put_if_absent(bucket(t), &key, file.bytes.clone().into())
-                .await
-            {
-                Ok(PutIfAbsent::Created) | Ok(PutIfAbsent::AlreadyExists { identical: true }) => {}
-                Ok(PutIfAbsent::AlreadyExists { identical: false }) => {
-                    return Err(format!("{key} already exists with other content"));
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-            let entry =
-                serde_json::to_string(&file.entry(bucket(t), &key)).map_err(|e| e.to_string())?;
-            Ok::<_, String>((key, entry))
-        }
-        .await;
-        match result {
-            Ok((key, entry)) => written.push((t.tracker_id.clone(), key, entry)),
+    let fail = |reason: String| ArchiveError::Tracker {
+        tracker: t.tracker_name.clone(),
+        reason,
+    };
+    let layout = layout(cfg, &t)?;
+    let mut written: Vec<(String, String)> = Vec::new();
+    for (service, builder) in groups {
+        let file = builder.finish().map_err(|e| fail(e.to_string()))?;
+        let mut random = [0u8; 8];
+        random.copy_from_slice(&file.sha256[..8]);
+        let key = layout
+            .trace_file_key(
+                sort_by_service(&t).then_some(service.as_str()),
+                pass_time,
+                random,
+                file.compression,
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        match put_file(cfg, &t, &key, &file).await {
+            Ok(entry) => written.push((key, entry)),
             Err(reason) => {
-                failed.insert(i, reason);
+                set_status(cfg, &t, Some(reason.clone())).await;
+                return Err(fail(reason));
             }
         }
     }
-    if let Some((i, reason)) = failed.into_iter().next() {
-        let t = &trackers[i];
-        set_status(
-            cfg,
-            t,
-            Some(format!("cannot write to bucket {}: {reason}", bucket(t))),
-        )
-        .await;
-        return Err(ArchiveError::Tracker {
-            tracker: t.tracker_name.clone(),
-            reason,
-        });
-    }
-    let upto = pass.upto_seq;
-    let at = pass.pass_time;
+    let (id, upto, at) = (t.tracker_id.clone(), pass.upto_seq, pass.pass_time);
     store
         .write(move |c| {
-            for (tracker, object, entry) in &written {
-                state::add_file(c, tracker, object, at, entry)?;
+            for (object, entry) in &written {
+                state::add_file(c, &id, object, at, entry)?;
             }
-            trailwatch_store::set_cursor(c, CURSOR, upto)?;
-            state::end_pass(c)
+            trailwatch_store::set_cursor(c, &state::traces_cursor(&id), upto)?;
+            state::end_pass(c, &id, "traces")
         })
         .await?;
-    for t in &trackers {
-        set_status(cfg, t, None).await;
-    }
+    set_status(cfg, &t, None).await;
     Ok(archived)
 }
 
 /// Archives the alarms published and the delivery attempts (receipts) since the last pass as
 /// record files of each project's tracker, listed in the digests like trace files: the archive
-/// proves who was told what, and when. Records of projects without an archived tracker are
-/// passed over. A crash between writing a record file and committing its cursor writes the same
-/// records again at the next pass (in a second file): records are archived at least once.
+/// proves who was told what, and when. Each tracker has its own positions and records its pass
+/// before writing, as for traces, so a crash redoes it into the same objects.
 pub async fn records_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
+    each_tracker(cfg, |cfg, t| async move {
+        let mut n = 0;
+        for stream in ["alarms", "receipts"] {
+            n += records_tracker(cfg, &t, stream).await?;
+        }
+        Ok(n)
+    })
+    .await
+}
+
+async fn records_tracker(
+    cfg: &ArchiverConfig,
+    t: &Tracker,
+    stream: &'static str,
+) -> Result<u64, ArchiveError> {
     use trailwatch_integrity::RecordFileBuilder;
     use trailwatch_integrity::layout::RecordKind;
-    let trackers = archived_trackers(cfg.store.read(trackers::list_enabled_trackers).await?);
-    let now = trailwatch_integrity::layout::whole_seconds((cfg.now)());
-    let mut archived = 0;
-    for (kind, cursor) in [
-        (RecordKind::Alarm, "archive:alarms"),
-        (RecordKind::Receipt, "archive:receipts"),
-    ] {
-        let after = cfg.store.cursor(cursor).await?;
-        let records = cfg
-            .store
-            .read(move |c| match kind {
-                RecordKind::Alarm => state::alarms_after(c, after, 10_000),
-                RecordKind::Receipt => state::receipts_after(c, after, 10_000),
-            })
-            .await?;
-        let Some(last) = records.last().map(|r| r.position) else {
-            continue;
-        };
-        let mut written: Vec<(String, String, String)> = Vec::new();
-        for t in &trackers {
-            let mut builder = RecordFileBuilder::new(kind, compression(t));
-            for r in records.iter().filter(|r| r.project_id == t.project_id) {
-                if builder.push(&r.record, r.time_ms).is_ok() {
-                    archived += 1;
-                }
-            }
-            if builder.is_empty() {
-                continue;
-            }
-            let fail = |reason: String| ArchiveError::Tracker {
-                tracker: t.tracker_name.clone(),
-                reason,
-            };
-            let file = builder.finish().map_err(|e| fail(e.to_string()))?;
-            let mut random = [0u8; 8];
-            random.copy_from_slice(&file.sha256[..8]);
-            let key = layout(cfg, t)?
-                .record_file_key(kind, now, random, file.compression)
-                .map_err(|e| fail(e.to_string()))?;
-            match cfg
-                .objects
-                .put_if_absent(bucket(t), &key, file.bytes.clone().into())
-                .await
-            {
-                Ok(PutIfAbsent::Created) | Ok(PutIfAbsent::AlreadyExists { identical: true }) => {}
-                Ok(PutIfAbsent::AlreadyExists { identical: false }) => {
-                    return Err(fail(format!("{key} already exists with other content")));
-                }
-                Err(e) => {
-                    let reason = format!("cannot write to bucket {}: {e}", bucket(t));
-                    set_status(cfg, t, Some(reason.clone())).await;
-                    return Err(fail(reason));
-                }
-            }
-            let entry = serde_json::to_string(&file.entry(bucket(t), &key))
-                .map_err(|e| fail(e.to_string()))?;
-            written.push((t.tracker_id.clone(), key, entry));
+    let kind = if stream == "alarms" {
+        RecordKind::Alarm
+    } else {
+        RecordKind::Receipt
+    };
+    let fetch = move |c: &trailwatch_store::rusqlite::Connection, after: u64, limit: usize| {
+        if stream == "alarms" {
+            state::alarms_after(c, after, limit)
+        } else {
+            state::receipts_after(c, after, limit)
         }
-        let at = now.timestamp_millis();
-        cfg.store
-            .write(move |c| {
-                for (tracker, object, entry) in &written {
-                    state::add_file(c, tracker, object, at, entry)?;
-                }
-                trailwatch_store::set_cursor(c, cursor, last)
-            })
-            .await?;
+    };
+    let store = &cfg.store;
+    let position = state::records_position(&t.tracker_id, stream);
+    let id = t.tracker_id.clone();
+    let pass = match store.read(move |c| state::pass(c, &id, stream)).await? {
+        Some(p) => p,
+        None => {
+            let name = position.clone();
+            let from = store
+                .read(move |c| trailwatch_store::position(c, &name))
+                .await?;
+            let newest = store
+                .read(move |c| Ok(fetch(c, from, 10_000)?.last().map(|r| r.position)))
+                .await?;
+            let Some(upto) = newest else {
+                return Ok(0);
+            };
+            let p = Pass {
+                from_seq: from,
+                upto_seq: upto,
+                pass_time: (cfg.now)().timestamp() * 1000,
+            };
+            let id = t.tracker_id.clone();
+            store
+                .write(move |c| state::begin_pass(c, &id, stream, p))
+                .await?;
+            p
+        }
+    };
+    let (from, upto) = (pass.from_seq, pass.upto_seq);
+    let records = store
+        .read(move |c| {
+            let mut out = fetch(c, from, (upto - from) as usize)?;
+            out.retain(|r| r.position <= upto);
+            Ok(out)
+        })
+        .await?;
+    let mut builder = RecordFileBuilder::new(kind, compression(t));
+    let mut archived = 0;
+    for r in records.iter().filter(|r| r.project_id == t.project_id) {
+        if builder.push(&r.record, r.time_ms).is_ok() {
+            archived += 1;
+        }
     }
+    let fail = |reason: String| ArchiveError::Tracker {
+        tracker: t.tracker_name.clone(),
+        reason,
+    };
+    let mut written = None;
+    if !builder.is_empty() {
+        let file = builder.finish().map_err(|e| fail(e.to_string()))?;
+        let mut random = [0u8; 8];
+        random.copy_from_slice(&file.sha256[..8]);
+        let time = DateTime::from_timestamp_millis(pass.pass_time).unwrap_or_default();
+        let key = layout(cfg, t)?
+            .record_file_key(kind, time, random, file.compression)
+            .map_err(|e| fail(e.to_string()))?;
+        match put_file(cfg, t, &key, &file).await {
+            Ok(entry) => written = Some((key, entry)),
+            Err(reason) => {
+                set_status(cfg, t, Some(reason.clone())).await;
+                return Err(fail(reason));
+            }
+        }
+    }
+    let (id, at) = (t.tracker_id.clone(), pass.pass_time);
+    store
+        .write(move |c| {
+            if let Some((object, entry)) = &written {
+                state::add_file(c, &id, object, at, entry)?;
+            }
+            trailwatch_store::set_position(c, &position, upto)?;
+            state::end_pass(c, &id, stream)
+        })
+        .await?;
     Ok(archived)
 }
 
@@ -383,10 +448,20 @@ fn period_floor(t: DateTime<Utc>, period: TimeDelta) -> DateTime<Utc> {
 /// when empty). With `ending`, also closes the current period early (shutdown). Returns how
 /// many digests were written.
 pub async fn digest_pass(cfg: &ArchiverConfig, ending: bool) -> Result<u64, ArchiveError> {
+    each_tracker(cfg, |cfg, t| async move {
+        digest_tracker(cfg, &t, ending).await
+    })
+    .await
+}
+
+async fn digest_tracker(
+    cfg: &ArchiverConfig,
+    t: &Tracker,
+    ending: bool,
+) -> Result<u64, ArchiveError> {
     let now = (cfg.now)();
-    let trackers = archived_trackers(cfg.store.read(trackers::list_enabled_trackers).await?);
     let mut written = 0;
-    for t in &trackers {
+    {
         let id = t.tracker_id.clone();
         let head = cfg.store.read(move |c| state::chain_head(c, &id)).await?;
         let mut previous = head.as_ref().and_then(|(p, _)| previous_from_json(p));
@@ -495,6 +570,7 @@ pub async fn retention_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
             continue;
         };
         let cutoff = now - TimeDelta::days(i64::from(days));
+        let tracker_layout = layout(cfg, t)?;
         let prefix = format!("CloudTraces/{}/", cfg.region);
         let objects =
             cfg.objects
@@ -512,7 +588,7 @@ pub async fn retention_pass(cfg: &ArchiverConfig) -> Result<u64, ArchiveError> {
                 parsed.kind,
                 trailwatch_integrity::layout::ObjectKind::Trace { .. }
             );
-            if is_trace && parsed.layout.tracker() == t.tracker_name && parsed.time < cutoff {
+            if is_trace && parsed.layout == tracker_layout && parsed.time < cutoff {
                 cfg.objects
                     .delete(bucket(t), &o.key)
                     .await

@@ -1,6 +1,7 @@
 //! Archives as [`ObjectSource`]s for `trailwatch verify`: a bucket copied to (or stored in) a
-//! local folder. Keys are paths relative to the folder with `/` separators; the local backend's
-//! helper files (names with `#`, see `local`) are not objects and are not listed.
+//! local folder, or a bucket of an `object_store`. In a folder, keys are paths relative to it with
+//! `/` separators, and the local backend's helper files (`<name>#<digits>`, see `local`) are not
+//! objects and are not listed; every other file is.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,12 @@ impl FolderSource {
     }
 }
 
+/// The local backend's helper files beside an object: `<name>#<digits>` (lock, state, journal).
+fn is_local_helper(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, tail)| !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn walk(dir: &Path, key: &str, out: &mut Vec<ListedObject>) -> Result<(), SourceError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -30,7 +37,7 @@ fn walk(dir: &Path, key: &str, out: &mut Vec<ListedObject>) -> Result<(), Source
         let name = name
             .to_str()
             .ok_or_else(|| SourceError(format!("{}: a name that is not UTF-8", dir.display())))?;
-        if name.contains('#') {
+        if is_local_helper(name) {
             continue;
         }
         let child = format!("{key}{name}");
@@ -92,7 +99,6 @@ impl ObjectSource for StoreSource {
                 key: m.location.to_string(),
                 size: m.size,
             })
-            .filter(|o| !o.key.contains('#'))
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)

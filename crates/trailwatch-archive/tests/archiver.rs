@@ -175,10 +175,13 @@ async fn a_pass_redone_after_a_crash_archives_nothing_twice() {
     // The crash: the files were written, but the cursor and file records were not committed.
     s.store
         .write(|c| {
-            trailwatch_store::set_cursor(c, archiver::CURSOR, 0)?;
+            let cursor = trailwatch_store::archive::traces_cursor("tr-1");
+            c.execute("UPDATE cursors SET seq = 0 WHERE name = ?1", [&cursor])?;
             c.execute("DELETE FROM archive_files", [])?;
             trailwatch_store::archive::begin_pass(
                 c,
+                "tr-1",
+                "traces",
                 trailwatch_store::archive::Pass {
                     from_seq: 0,
                     upto_seq: 30,
@@ -231,8 +234,19 @@ async fn an_unwritable_bucket_sets_error_and_loses_nothing() {
         .unwrap()
         .unwrap();
     assert_eq!(t.status, TrackerStatus::Error);
-    assert!(t.detail.unwrap_or_default().contains("audit-bucket"));
-    assert_eq!(s.store.cursor(archiver::CURSOR).await.unwrap(), 0);
+    // A CTS detail code; the full reason (with paths or endpoints) stays in the server log.
+    assert!(
+        matches!(t.detail.as_deref(), Some("bucketPolicyError" | "noBucket")),
+        "{:?}",
+        t.detail
+    );
+    assert_eq!(
+        s.store
+            .cursor(&trailwatch_store::archive::traces_cursor("tr-1"))
+            .await
+            .unwrap(),
+        0
+    );
 
     // Repaired: the same traces are archived, the tracker is enabled again.
     std::fs::remove_file(s.root.join("audit-bucket")).unwrap();
@@ -313,4 +327,68 @@ async fn bucket_lifecycle_expires_trace_files_and_the_retained_range_still_verif
     );
     assert_eq!(report.problems.len() as u64, deleted);
     assert!(n > 0);
+}
+
+#[tokio::test]
+async fn one_trackers_broken_bucket_holds_back_no_other_project() {
+    let s = setup().await;
+    // A second project whose bucket cannot be written.
+    let broken = Tracker {
+        tracker_id: "tr-2".into(),
+        project_id: "p2".into(),
+        obs_info: Some(ObsInfo {
+            bucket_name: "broken-bucket".into(),
+            file_prefix_name: String::new(),
+            is_obs_created: true,
+            bucket_lifecycle: None,
+            compress_type: CompressType::Gzip,
+            is_sort_by_service: true,
+        }),
+        ..s.store
+            .read(|c| trackers::tracker(c, "p1", "system"))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    s.store
+        .write(move |c| trackers::create_tracker(c, &broken))
+        .await
+        .unwrap();
+    std::fs::create_dir_all(&s.root).unwrap();
+    std::fs::write(s.root.join("broken-bucket"), b"not a folder").unwrap();
+    let now = t0() + TimeDelta::minutes(5);
+    s.store
+        .append("p1", (0..4).map(|k| trace(k, now)).collect())
+        .await
+        .unwrap();
+    s.store
+        .append("p2", (4..8).map(|k| trace(k, now)).collect())
+        .await
+        .unwrap();
+    set_now(&s, now);
+    assert!(
+        archiver::transfer_pass(&s.cfg).await.is_err(),
+        "p2's failure is reported"
+    );
+    let end = t0() + TimeDelta::hours(1) + TimeDelta::minutes(1);
+    set_now(&s, end);
+    assert!(archiver::digest_pass(&s.cfg, false).await.is_err());
+    // p1's archive is complete and verifies; p2's tracker shows the error.
+    let report = verify(
+        &FolderSource::new(s.root.join("audit-bucket")),
+        &s.key.public_key(),
+        None,
+        None,
+        end,
+    )
+    .unwrap();
+    assert!(report.valid(), "{:#?}", report.problems);
+    assert_eq!(report.counts.traces, 4);
+    let p2 = s
+        .store
+        .read(|c| trackers::tracker(c, "p2", "system"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p2.status, TrackerStatus::Error);
 }

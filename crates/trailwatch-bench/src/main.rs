@@ -158,15 +158,28 @@ fn wait_http(url: &str) -> anyhow::Result<()> {
 }
 
 fn start_trailwatch(data_dir: &Path) -> anyhow::Result<(Proc, String)> {
+    start_trailwatch_with(data_dir, None)
+}
+
+/// Starts the release binary on `data_dir`, with the configuration text `config` if given.
+fn start_trailwatch_with(data_dir: &Path, config: Option<&str>) -> anyhow::Result<(Proc, String)> {
     let port = free_port()?;
-    let child = Command::new(release_binary("trailwatch")?)
+    let mut command = Command::new(release_binary("trailwatch")?);
+    command
         .args([
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data-dir",
         ])
-        .arg(data_dir)
+        .arg(data_dir);
+    if let Some(text) = config {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("bench-config.toml");
+        std::fs::write(&path, text)?;
+        command.arg("--config").arg(path);
+    }
+    let child = command
         .env("TRAILWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("TRAILWATCH_LOG", "warn")
         .stdout(Stdio::null())
@@ -364,6 +377,37 @@ async fn ingest(duration: &str, connections: u32) -> anyhow::Result<()> {
     drop(tw);
     let _ = std::fs::remove_dir_all(&data);
 
+    // The same with the archiver at work: a management tracker with a bucket and a transfer
+    // every 2 s (instead of 5 min), so that gzip + SHA-256 run during the load.
+    let (tw, url) = start_trailwatch_with(&data, Some("[archive]\ntransfer_cycle_seconds = 2\n"))?;
+    let client = admin_client(&url).await?;
+    let (token, _) = client.password_token(Some("default")).await?;
+    let pid = client.project_id().to_owned();
+    let tracker = reqwest::Client::new()
+        .post(format!("{url}/v3/{pid}/tracker"))
+        .header("X-Auth-Token", &token)
+        .body(
+            json!({"tracker_type": "system", "tracker_name": "system",
+                   "obs_info": {"bucket_name": "bench-archive"}})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    if !tracker.status().is_success() {
+        bail!("creating the tracker: {}", tracker.status());
+    }
+    let archived = run_wrk(
+        &format!("{url}/v3/{pid}/traces"),
+        duration,
+        connections,
+        &body_dir,
+        count,
+        &token,
+    )?;
+    drop(tw);
+    let _ = std::fs::remove_dir_all(&data);
+    let archived_tps = archived.requests_per_s * 100.0;
+
     let port = free_port()?;
     let peer = Proc {
         child: Command::new(release_binary("trailwatch-bench")?)
@@ -394,6 +438,8 @@ async fn ingest(duration: &str, connections: u32) -> anyhow::Result<()> {
         "peer_axum_parse_only_traces_per_s": theirs_tps.round(),
         "peer_p50_ms": theirs.p50_ms, "peer_p99_ms": theirs.p99_ms,
         "ratio": (ours_tps / theirs_tps * 1000.0).round() / 1000.0,
+        "trailwatch_with_archiver_traces_per_s": archived_tps.round(),
+        "archiver_ingest_change": ((archived_tps / ours_tps - 1.0) * 1000.0).round() / 1000.0,
     });
     println!("{}", serde_json::to_string_pretty(&result)?);
     if ours.non_2xx > 0 {

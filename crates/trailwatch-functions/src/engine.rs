@@ -116,6 +116,7 @@ pub async fn cts_pass(service: &FunctionService) -> Result<bool, crate::service:
         };
         busy |= traces.len() == CTS_BATCH;
         let mut finished: Vec<InvocationResult> = Vec::new();
+        let mut retry: Vec<Value> = Vec::new();
         for stored in &traces {
             if stored.project_id != function.row.project_id {
                 continue;
@@ -133,17 +134,23 @@ pub async fn cts_pass(service: &FunctionService) -> Result<bool, crate::service:
             let event = events::cts_event(&trace);
             let _slot = service.slot(&function, true).await?;
             let request_id = uuid::Uuid::new_v4().to_string();
-            finished.push(
-                service
-                    .execute(&function, TriggerKind::Cts, &event, &request_id)
-                    .await,
-            );
+            let r = service
+                .execute(&function, TriggerKind::Cts, &event, &request_id)
+                .await;
+            if r.failed() {
+                retry.push(event);
+            }
+            finished.push(r);
         }
         // The invocations and the cursor advance commit together.
         let label = format!("CTS:{}", trigger.trigger_id);
+        let trigger_id = trigger.trigger_id.clone();
         service
-            .record_batch(&function, &label, "trigger", finished, move |c| {
-                trailwatch_store::set_cursor(c, &cursor_name, last)
+            .record_batch_retrying(&function, &label, "trigger", finished, retry, move |c| {
+                if db::trigger_exists(c, &trigger_id)? {
+                    trailwatch_store::set_cursor(c, &cursor_name, last)?;
+                }
+                Ok(())
             })
             .await?;
     }
@@ -218,7 +225,12 @@ pub async fn lts_pass(service: &FunctionService) -> Result<bool, crate::service:
             continue;
         };
         let cursor_name = lts_cursor(&trigger.trigger_id);
-        let cursor = service.store.cursor(&cursor_name).await.map_err(internal)?;
+        let name = cursor_name.clone();
+        let cursor = service
+            .store
+            .read(move |c| trailwatch_store::position(c, &name))
+            .await
+            .map_err(internal)?;
         let s = stream.clone();
         let lines = service
             .store
@@ -251,10 +263,18 @@ pub async fn lts_pass(service: &FunctionService) -> Result<bool, crate::service:
             let r = service
                 .execute(&function, TriggerKind::Lts, &batch.event, &request_id)
                 .await;
-            let name = cursor_name.clone();
+            let (name, tid) = (cursor_name.clone(), trigger.trigger_id.clone());
+            let retry = if r.failed() {
+                vec![batch.event.clone()]
+            } else {
+                Vec::new()
+            };
             service
-                .record_batch(&function, &label, "trigger", vec![r], move |c| {
-                    trailwatch_store::set_cursor(c, &name, last_seq)
+                .record_batch_retrying(&function, &label, "trigger", vec![r], retry, move |c| {
+                    if db::trigger_exists(c, &tid)? {
+                        trailwatch_store::set_position(c, &name, last_seq)?;
+                    }
+                    Ok(())
                 })
                 .await?;
         }
@@ -332,13 +352,24 @@ pub async fn timer_pass(service: &FunctionService) -> Result<Duration, crate::se
             .execute(&function, TriggerKind::Timer, &event, &request_id)
             .await;
         let (tid, tick_ms) = (trigger.trigger_id.clone(), tick.timestamp_millis());
+        let retry = if r.failed() {
+            vec![event.clone()]
+        } else {
+            Vec::new()
+        };
         service
-            .record_batch(
+            .record_batch_retrying(
                 &function,
                 &format!("TIMER:{}", trigger.trigger_id),
                 "trigger",
                 vec![r],
-                move |c| db::set_timer_last_tick(c, &tid, tick_ms),
+                retry,
+                move |c| {
+                    if db::trigger_exists(c, &tid)? {
+                        db::set_timer_last_tick(c, &tid, tick_ms)?;
+                    }
+                    Ok(())
+                },
             )
             .await?;
     }

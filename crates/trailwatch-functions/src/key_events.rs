@@ -330,11 +330,12 @@ pub async fn key_event_pass(
         })
         .collect();
     let traces = service.store.read_after(cursor, BATCH).await?;
-    let Some(last) = traces.last().map(|t| t.seq) else {
+    let Some(mut last) = traces.last().map(|t| t.seq) else {
         return Ok(false);
     };
+    let mut stopped = false;
     if !active.is_empty() {
-        for stored in &traces {
+        'traces: for stored in &traces {
             let Ok(trace) = Trace::from_json_str(&stored.body) else {
                 continue;
             };
@@ -345,11 +346,16 @@ pub async fn key_event_pass(
                 let Some(topic) = body.get("topic_id").and_then(Value::as_str) else {
                     continue;
                 };
-                let subject = format!(
-                    "CTS key event: {} {} {}",
-                    trace.service_type, trace.resource_type, trace.trace_name
+                // Within SMN's limits (subject 512 bytes, message 256 KB), so that a padded
+                // trace cannot make its own alarm fail.
+                let subject = cut(
+                    &format!(
+                        "CTS key event: {} {} {}",
+                        trace.service_type, trace.resource_type, trace.trace_name
+                    ),
+                    500,
                 );
-                let message = trace.to_json_string(RenderStyle::CtsV3);
+                let message = cut(&trace.to_json_string(RenderStyle::CtsV3), 250 * 1024);
                 let key = format!("key-event:{}:{}", n.notification_id, stored.trace_id);
                 if let Err(e) = service
                     .notifier
@@ -361,6 +367,14 @@ pub async fn key_event_pass(
                     )
                     .await
                 {
+                    if e.status >= 500 {
+                        // Transient (the store): stop before this trace and retry it next pass;
+                        // alarms already sent are keyed and are not sent again.
+                        tracing::warn!(error = %e.message, "key-event publish failed; will retry");
+                        last = stored.seq - 1;
+                        stopped = true;
+                        break 'traces;
+                    }
                     // A deleted topic must not stop the log for everyone: the miss is logged.
                     tracing::warn!(notification = %n.notification_id, trace = %stored.trace_id,
                         error = %e.message, "key-event notification could not be published");
@@ -372,5 +386,17 @@ pub async fn key_event_pass(
         .store
         .write(move |c| trailwatch_store::set_cursor(c, CURSOR, last))
         .await?;
-    Ok(traces.len() == BATCH)
+    Ok(traces.len() == BATCH && !stopped)
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with a marker when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub(16);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [truncated]", &s[..end])
 }

@@ -190,7 +190,8 @@ pub struct FunctionService {
     pub(crate) region: String,
     rights: RightsLookup,
     pub(crate) clock: Clock,
-    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per function: its concurrency limit and the semaphore enforcing it.
+    slots: Mutex<HashMap<String, (usize, Arc<Semaphore>)>>,
     pub metrics: FunctionMetrics,
     /// Woken when an async invocation is queued.
     pub(crate) async_wake: Notify,
@@ -862,7 +863,11 @@ impl FunctionService {
                     "LTS" => {
                         if let Some(s) = &lts_stream {
                             let head = trailwatch_store::lts::stream_head(c, s)?;
-                            trailwatch_store::set_cursor(c, &lts_cursor(&stored.trigger_id), head)?;
+                            trailwatch_store::set_position(
+                                c,
+                                &lts_cursor(&stored.trigger_id),
+                                head,
+                            )?;
                         }
                     }
                     "TIMER" => db::set_timer_last_tick(c, &stored.trigger_id, now)?,
@@ -1044,10 +1049,16 @@ impl FunctionService {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        slots
+        let limit = f.spec.max_instance_num as usize;
+        let entry = slots
             .entry(f.row.function_id.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(f.spec.max_instance_num as usize)))
-            .clone()
+            .or_insert_with(|| (limit, Arc::new(Semaphore::new(limit))));
+        // A changed `max_instance_num` takes effect at once: runs holding the old semaphore's
+        // permits finish, new ones count against the new limit.
+        if entry.0 != limit {
+            *entry = (limit, Arc::new(Semaphore::new(limit)));
+        }
+        entry.1.clone()
     }
 
     /// Takes a concurrency slot; `wait` false answers a throttle (counted as a reject) when the
@@ -1214,6 +1225,28 @@ impl FunctionService {
                     lines,
                     idempotency_key,
                 } => {
+                    // The archive's namespace is the archiver's alone, and a bucket belongs to
+                    // the first project that uses it.
+                    if key.starts_with("CloudTraces/") {
+                        return Err(format!(
+                            "object key {key}: keys under CloudTraces/ belong to the trace archive"
+                        ));
+                    }
+                    let (b, pid, now) = (
+                        bucket.clone(),
+                        f.row.project_id.clone(),
+                        self.clock.now_ms(),
+                    );
+                    let owned = self
+                        .store
+                        .write(move |c| trailwatch_store::archive::claim_bucket(c, &b, &pid, now))
+                        .await
+                        .map_err(|e| format!("bucket {bucket}: {e}"))?;
+                    if !owned {
+                        return Err(format!(
+                            "permission denied: bucket `{bucket}` belongs to another project"
+                        ));
+                    }
                     let idem = format!("fgs:{}:{idempotency_key}", f.row.function_id);
                     match self.objects.append_lines(bucket, key, lines, &idem).await {
                         Ok(outcome) => log.push(format!(
@@ -1250,7 +1283,49 @@ impl FunctionService {
     where
         F: FnOnce(&rusqlite_conn::Connection) -> trailwatch_store::Result<()> + Send + 'static,
     {
+        self.record_batch_retrying(f, trigger_label, mode, results, Vec::new(), extra)
+            .await
+    }
+
+    /// [`Self::record_batch`], and in the same transaction the events of failed trigger
+    /// invocations are queued as async invocations (retried with backoff, then dead letters), so
+    /// advancing a trigger's cursor never drops a failed invocation.
+    pub async fn record_batch_retrying<F>(
+        &self,
+        f: &Loaded,
+        trigger_label: &str,
+        mode: &str,
+        results: Vec<InvocationResult>,
+        retry_events: Vec<Value>,
+        extra: F,
+    ) -> Result<(), FssError>
+    where
+        F: FnOnce(&rusqlite_conn::Connection) -> trailwatch_store::Result<()> + Send + 'static,
+    {
         let now = self.clock.now_ms();
+        let retries: Vec<InvocationRow> = retry_events
+            .into_iter()
+            .map(|event| InvocationRow {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                function_id: f.row.function_id.clone(),
+                project_id: f.row.project_id.clone(),
+                trigger: trigger_label.to_owned(),
+                mode: "async".into(),
+                state: "queued".into(),
+                event: Some(event.to_string()),
+                // The trigger's own run was the first attempt.
+                attempts: 1,
+                next_at: Some(now + crate::engine::async_backoff_ms(1)),
+                started_at: None,
+                duration_ms: None,
+                status: None,
+                result: None,
+                log: None,
+                error: None,
+                created_at: now,
+            })
+            .collect();
+        let queued = !retries.is_empty();
         let mut rows = Vec::with_capacity(results.len());
         for r in &results {
             self.count(f, r);
@@ -1287,10 +1362,17 @@ impl FunctionService {
                         },
                     )?;
                 }
+                for retry in &retries {
+                    db::insert_invocation(c, retry)?;
+                }
                 extra(c)
             })
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        if queued {
+            self.async_wake.notify_one();
+        }
+        Ok(())
     }
 
     /// `POST …/invocations`: runs now and answers the outcome.
@@ -1475,13 +1557,7 @@ pub mod rusqlite_conn {
     pub use trailwatch_store::rusqlite::Connection;
 }
 
-pub(crate) fn cts_cursor(trigger_id: &str) -> String {
-    format!("fgs:cts:{trigger_id}")
-}
-
-pub(crate) fn lts_cursor(trigger_id: &str) -> String {
-    format!("fgs:lts:{trigger_id}")
-}
+pub(crate) use trailwatch_store::functions::{cts_cursor, lts_cursor};
 
 fn invocation_view(r: &InvocationRow) -> Value {
     json!({

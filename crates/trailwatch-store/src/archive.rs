@@ -2,13 +2,19 @@
 //! head of each tracker's digest chain.
 //!
 //! # Tables and invariants
-//! - `archive_pass`: at most one row, the transfer in progress: traces `(from_seq, upto_seq]`
-//!   stamped with `pass_time`. It is written *before* any file of the pass, so a pass interrupted
-//!   by a crash is redone over exactly the same traces with the same time, producing the same
-//!   objects (which already exist, byte for byte): nothing archived twice, nothing skipped.
+//! - `archive_passes`: per tracker and stream (`traces`, `alarms`, `receipts`), the transfer in
+//!   progress: positions `(from_seq, upto_seq]` stamped with `pass_time`. It is written *before*
+//!   any file of the pass, so a pass interrupted by a crash is redone over exactly the same
+//!   records with the same time, producing the same objects (which already exist, byte for
+//!   byte): nothing archived twice, nothing skipped. Each tracker has its own cursors, so one
+//!   tracker's unwritable bucket holds back no other.
 //! - `archive_files`: the files written and not yet listed in a digest, per tracker, with their
 //!   digest entry (JSON). Written in the transaction that advances the archive cursor and clears
 //!   the pass; deleted in the transaction that records the digest listing them.
+//! - `bucket_owners`: which project a bucket of the object store belongs to. The store's buckets
+//!   are one namespace for the whole server, so the first project that names a bucket (a
+//!   tracker's `obs_info`, a function's object effect) claims it, and no other project may write
+//!   there — otherwise one project could overwrite or expire another's archive.
 //! - `archive_chain`: per tracker, the newest digest (`previous` JSON: bucket, object, hashes,
 //!   signature, sequence, end time, ending) — the head the next digest chains to.
 
@@ -17,12 +23,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::Result;
 
 pub(crate) const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS archive_pass (
-    id        INTEGER PRIMARY KEY CHECK (id = 1),
-    from_seq  INTEGER NOT NULL,
-    upto_seq  INTEGER NOT NULL,
-    pass_time INTEGER NOT NULL
-);
+CREATE TABLE IF NOT EXISTS archive_passes (
+    tracker_id TEXT NOT NULL,
+    stream     TEXT NOT NULL,
+    from_seq   INTEGER NOT NULL,
+    upto_seq   INTEGER NOT NULL,
+    pass_time  INTEGER NOT NULL,
+    PRIMARY KEY (tracker_id, stream)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS archive_files (
     tracker_id TEXT NOT NULL,
     object     TEXT NOT NULL,
@@ -30,6 +38,11 @@ CREATE TABLE IF NOT EXISTS archive_files (
     entry      TEXT NOT NULL,
     PRIMARY KEY (tracker_id, object)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bucket_owners (
+    bucket     TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    claimed_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS archive_chain (
     tracker_id TEXT PRIMARY KEY,
     previous   TEXT NOT NULL,
@@ -45,10 +58,11 @@ pub struct Pass {
     pub pass_time: i64,
 }
 
-pub fn pass(c: &Connection) -> Result<Option<Pass>> {
+pub fn pass(c: &Connection, tracker_id: &str, stream: &str) -> Result<Option<Pass>> {
     Ok(c.query_row(
-        "SELECT from_seq, upto_seq, pass_time FROM archive_pass WHERE id = 1",
-        [],
+        "SELECT from_seq, upto_seq, pass_time FROM archive_passes
+         WHERE tracker_id = ?1 AND stream = ?2",
+        params![tracker_id, stream],
         |r| {
             Ok(Pass {
                 from_seq: r.get::<_, i64>(0)? as u64,
@@ -60,18 +74,83 @@ pub fn pass(c: &Connection) -> Result<Option<Pass>> {
     .optional()?)
 }
 
-pub fn begin_pass(c: &Connection, p: Pass) -> Result<()> {
+pub fn begin_pass(c: &Connection, tracker_id: &str, stream: &str, p: Pass) -> Result<()> {
     c.execute(
-        "INSERT INTO archive_pass(id, from_seq, upto_seq, pass_time) VALUES (1, ?1, ?2, ?3)
-         ON CONFLICT(id) DO UPDATE SET from_seq = excluded.from_seq,
+        "INSERT INTO archive_passes(tracker_id, stream, from_seq, upto_seq, pass_time)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(tracker_id, stream) DO UPDATE SET from_seq = excluded.from_seq,
              upto_seq = excluded.upto_seq, pass_time = excluded.pass_time",
-        params![p.from_seq as i64, p.upto_seq as i64, p.pass_time],
+        params![
+            tracker_id,
+            stream,
+            p.from_seq as i64,
+            p.upto_seq as i64,
+            p.pass_time
+        ],
     )?;
     Ok(())
 }
 
-pub fn end_pass(c: &Connection) -> Result<()> {
-    c.execute("DELETE FROM archive_pass", [])?;
+pub fn end_pass(c: &Connection, tracker_id: &str, stream: &str) -> Result<()> {
+    c.execute(
+        "DELETE FROM archive_passes WHERE tracker_id = ?1 AND stream = ?2",
+        params![tracker_id, stream],
+    )?;
+    Ok(())
+}
+
+/// The trace-log cursor of a tracker's archive.
+pub fn traces_cursor(tracker_id: &str) -> String {
+    format!("archive:traces:{tracker_id}")
+}
+
+/// The position of a tracker's archive in the alarms or the receipts.
+pub fn records_position(tracker_id: &str, stream: &str) -> String {
+    format!("archive:{stream}:{tracker_id}")
+}
+
+/// Forgets a deleted tracker's cursors, passes and pending files (its objects stay).
+pub fn forget_tracker(c: &Connection, tracker_id: &str) -> Result<()> {
+    crate::delete_cursor(c, &traces_cursor(tracker_id))?;
+    for stream in ["alarms", "receipts"] {
+        crate::delete_cursor(c, &records_position(tracker_id, stream))?;
+    }
+    c.execute(
+        "DELETE FROM archive_passes WHERE tracker_id = ?1",
+        params![tracker_id],
+    )?;
+    c.execute(
+        "DELETE FROM archive_files WHERE tracker_id = ?1",
+        params![tracker_id],
+    )?;
+    c.execute(
+        "DELETE FROM archive_chain WHERE tracker_id = ?1",
+        params![tracker_id],
+    )?;
+    Ok(())
+}
+
+/// Starts a new tracker's archive at the current ends of the trace log and of the alarms and
+/// receipts: it archives what happens from its creation on, as CTS does.
+pub fn start_tracker(c: &Connection, tracker_id: &str) -> Result<()> {
+    let head: i64 = c.query_row("SELECT COALESCE(MAX(seq), 0) FROM traces", [], |r| r.get(0))?;
+    crate::set_cursor(c, &traces_cursor(tracker_id), head as u64)?;
+    let alarms: i64 = c.query_row(
+        "SELECT COALESCE(MAX(rowid), 0) FROM smn_messages",
+        [],
+        |r| r.get(0),
+    )?;
+    crate::set_position(c, &records_position(tracker_id, "alarms"), alarms as u64)?;
+    let receipts: i64 = c.query_row(
+        "SELECT COALESCE(MAX(rowid), 0) FROM smn_attempts",
+        [],
+        |r| r.get(0),
+    )?;
+    crate::set_position(
+        c,
+        &records_position(tracker_id, "receipts"),
+        receipts as u64,
+    )?;
     Ok(())
 }
 
@@ -203,4 +282,19 @@ pub fn receipts_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<Ar
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Claims `bucket` for `project_id` if no project has it yet. `Ok(true)` when the bucket is (now)
+/// the project's, `Ok(false)` when another project owns it.
+pub fn claim_bucket(c: &Connection, bucket: &str, project_id: &str, now: i64) -> Result<bool> {
+    c.execute(
+        "INSERT OR IGNORE INTO bucket_owners(bucket, project_id, claimed_at) VALUES (?1, ?2, ?3)",
+        params![bucket, project_id, now],
+    )?;
+    let owner: String = c.query_row(
+        "SELECT project_id FROM bucket_owners WHERE bucket = ?1",
+        params![bucket],
+        |r| r.get(0),
+    )?;
+    Ok(owner == project_id)
 }

@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS cursors (
     seq        INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
+-- Consumers of other sequences (LTS lines, SMN rows); not consulted by trace retention.
+CREATE TABLE IF NOT EXISTS positions (
+    name       TEXT PRIMARY KEY,
+    position   INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS domains (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL UNIQUE,
@@ -109,6 +115,12 @@ fn apply_pragmas(conn: &Connection, durability: Durability) -> Result<()> {
 pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
     let conn = Connection::open(path)?;
     apply_pragmas(&conn, durability)?;
+    create_schema(&conn)?;
+    Ok(conn)
+}
+
+/// Every table of the store (idempotent: opening an existing database changes nothing).
+pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(crate::smn::SCHEMA)?;
     conn.execute_batch(crate::agencies::SCHEMA)?;
@@ -116,7 +128,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
     conn.execute_batch(crate::functions::SCHEMA)?;
     conn.execute_batch(crate::trackers::SCHEMA)?;
     conn.execute_batch(crate::archive::SCHEMA)?;
-    Ok(conn)
+    Ok(())
 }
 
 pub(crate) fn open_reader(path: &Path) -> Result<Connection> {

@@ -301,7 +301,37 @@ pub fn update_function(
 }
 
 /// Deletes a function with its triggers, timer state and statistics; false when absent.
+/// The trace-log cursor of a CTS trigger.
+pub fn cts_cursor(trigger_id: &str) -> String {
+    format!("fgs:cts:{trigger_id}")
+}
+
+/// The position of an LTS trigger in its stream.
+pub fn lts_cursor(trigger_id: &str) -> String {
+    format!("fgs:lts:{trigger_id}")
+}
+
+/// Whether the trigger still exists (a consumer checks it in the transaction that advances the
+/// trigger's cursor, so a trigger deleted meanwhile leaves no cursor behind).
+pub fn trigger_exists(c: &Connection, trigger_id: &str) -> Result<bool> {
+    Ok(c.query_row(
+        "SELECT 1 FROM fgs_triggers WHERE trigger_id = ?1",
+        params![trigger_id],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
+fn forget_trigger_cursors(c: &Connection, trigger_id: &str) -> Result<()> {
+    crate::delete_cursor(c, &cts_cursor(trigger_id))?;
+    crate::delete_cursor(c, &lts_cursor(trigger_id))
+}
+
 pub fn delete_function(c: &Connection, function_id: &str) -> Result<bool> {
+    for t in triggers_of(c, function_id)? {
+        forget_trigger_cursors(c, &t.trigger_id)?;
+    }
     c.execute(
         "DELETE FROM fgs_stats WHERE function_id = ?1",
         params![function_id],
@@ -404,6 +434,7 @@ pub fn update_trigger(
 }
 
 pub fn delete_trigger(c: &Connection, function_id: &str, trigger_id: &str) -> Result<bool> {
+    forget_trigger_cursors(c, trigger_id)?;
     let n = c.execute(
         "DELETE FROM fgs_triggers WHERE function_id = ?1 AND trigger_id = ?2",
         params![function_id, trigger_id],
@@ -697,6 +728,18 @@ pub fn update_notification(
     name: &str,
     body: &str,
 ) -> Result<bool> {
+    let taken: Option<String> = c
+        .query_row(
+            "SELECT notification_id FROM cts_notifications WHERE project_id = ?1 AND name = ?2",
+            params![project_id, name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if taken.is_some_and(|id| id != notification_id) {
+        return Err(StoreError::Conflict(format!(
+            "a key event notification named `{name}` already exists"
+        )));
+    }
     let n = c.execute(
         "UPDATE cts_notifications SET name = ?3, body = ?4
          WHERE project_id = ?1 AND notification_id = ?2",

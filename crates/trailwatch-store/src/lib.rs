@@ -439,6 +439,39 @@ pub fn set_cursor(tx: &Connection, name: &str, seq: u64) -> Result<()> {
     Ok(())
 }
 
+/// The position of a consumer of a sequence other than the trace log (an LTS stream's lines,
+/// SMN message rows): 0 when it has none yet. Kept apart from the trace-log `cursors`, so that
+/// trace retention (which stops at the slowest trace-log cursor) is never held back by a number
+/// from another sequence.
+pub fn position(c: &Connection, name: &str) -> Result<u64> {
+    let p: Option<i64> = c
+        .query_row(
+            "SELECT position FROM positions WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(p.unwrap_or(0) as u64)
+}
+
+/// Moves a position forward (never back), in the caller's transaction.
+pub fn set_position(c: &Connection, name: &str, position: u64) -> Result<()> {
+    c.execute(
+        "INSERT INTO positions(name, position, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET position = max(position, excluded.position),
+             updated_at = excluded.updated_at",
+        rusqlite::params![name, position as i64, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Forgets a consumer (its trigger was deleted): its trace-log cursor and its position.
+pub fn delete_cursor(c: &Connection, name: &str) -> Result<()> {
+    c.execute("DELETE FROM cursors WHERE name = ?1", [name])?;
+    c.execute("DELETE FROM positions WHERE name = ?1", [name])?;
+    Ok(())
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

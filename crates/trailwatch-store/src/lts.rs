@@ -181,6 +181,10 @@ pub fn update_group_ttl(
 
 /// Deletes a group with its streams and records; false when it does not exist in the project.
 pub fn delete_group(c: &Connection, project_id: &str, group_id: &str) -> Result<bool> {
+    // Another project's group id must not reach its lines.
+    if group(c, project_id, group_id)?.is_none() {
+        return Ok(false);
+    }
     c.execute(
         "DELETE FROM lts_logs WHERE stream_id IN (SELECT stream_id FROM lts_streams WHERE group_id = ?1)",
         params![group_id],

@@ -348,6 +348,7 @@ pub fn create_tracker(c: &Connection, t: &Tracker) -> Result<()> {
             t.update_time,
         ],
     )?;
+    crate::archive::start_tracker(c, &t.tracker_id)?;
     Ok(())
 }
 
@@ -501,6 +502,7 @@ pub fn delete_trackers(
     let mut st = c.prepare_cached("DELETE FROM cts_trackers WHERE tracker_id = ?1")?;
     for t in &doomed {
         st.execute(params![t.tracker_id])?;
+        crate::archive::forget_tracker(c, &t.tracker_id)?;
     }
     Ok(doomed)
 }
@@ -512,7 +514,7 @@ mod tests {
 
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(SCHEMA).unwrap();
+        crate::db::create_schema(&c).unwrap();
         c
     }
 

@@ -93,6 +93,19 @@ async fn streams_are_read_in_sequence_and_expire_by_their_group_ttl() {
     );
     assert_eq!(long.len(), 3);
 
+    // Another project naming the group's id deletes nothing.
+    assert!(
+        !store
+            .write(|c| lts::delete_group(c, "other", "long"))
+            .await
+            .unwrap()
+    );
+    let kept = store
+        .read(|c| lts::lines_after(c, "long-s", 0, 100))
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3);
+
     // Deleting the group removes its streams and lines.
     assert!(
         store

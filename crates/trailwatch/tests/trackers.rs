@@ -737,6 +737,22 @@ async fn trackers_are_project_scoped() {
     assert!(list(&admin, &other_pid, "").await.is_empty());
 
     // Each project has its own management tracker and its own names and bucket rule.
+    // A bucket belongs to the first project that archives to it: team-b cannot take
+    // default's bucket (it could overwrite, expire or jam that archive).
+    let (status, body) = api_err(
+        create(
+            &admin,
+            &other_pid,
+            json!({"tracker_type": "system", "obs_info": {"bucket_name": "default-audit"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (403, Some("CTS.0232")),
+        "{body}"
+    );
     let b_system = create(
         &admin,
         &other_pid,
