@@ -536,6 +536,13 @@ impl FunctionService {
 
     /// Resolves an API path's function reference to its row and spec.
     pub async fn lookup(&self, project_id: &str, urn: &str) -> Result<Loaded, FssError> {
+        let row = self.lookup_row(project_id, urn).await?;
+        self.load(row)
+    }
+
+    /// The stored row of an API path's function, without opening it (so a function whose
+    /// configuration or encrypted data cannot be read can still be listed and deleted).
+    async fn lookup_row(&self, project_id: &str, urn: &str) -> Result<FunctionRow, FssError> {
         let fref = FunctionRef::resolve(urn, project_id, &self.region)
             .map_err(|e| FssError::bad(e.to_string()))?;
         let (pid, pkg, name) = (
@@ -554,7 +561,7 @@ impl FunctionService {
                     fref.package, fref.name
                 ))
             })?;
-        self.load(row)
+        Ok(row)
     }
 
     /// Parses a stored function into something runnable.
@@ -622,8 +629,8 @@ impl FunctionService {
     }
 
     pub async fn delete_function(&self, project_id: &str, urn: &str) -> Result<(), FssError> {
-        let f = self.lookup(project_id, urn).await?;
-        let id = f.row.function_id.clone();
+        let row = self.lookup_row(project_id, urn).await?;
+        let id = row.function_id.clone();
         let fid = id.clone();
         let triggers = self
             .store
@@ -638,7 +645,7 @@ impl FunctionService {
             .await
             .map_err(store_err)?;
         if let Ok(mut slots) = self.slots.lock() {
-            slots.remove(&f.row.function_id);
+            slots.remove(&row.function_id);
         }
         Ok(())
     }
@@ -663,8 +670,15 @@ impl FunctionService {
             .map_err(store_err)?;
         let mut list = Vec::with_capacity(rows.len());
         for row in &rows {
-            let f = self.load(row.clone())?;
-            list.push(self.function_view(row, &f.spec));
+            // A function that cannot be opened is still listed (so it can be deleted).
+            match serde_json::from_str::<FunctionSpec>(&row.config) {
+                Ok(spec) => list.push(self.function_view(row, &spec)),
+                Err(_) => list.push(json!({
+                    "func_id": row.function_id, "func_name": row.name, "package": row.package,
+                    "namespace": row.project_id, "status": "error",
+                    "error_msg": "the stored configuration cannot be read",
+                })),
+            }
         }
         let next = marker + rows.len() as u64;
         Ok(json!({
@@ -802,6 +816,27 @@ impl FunctionService {
             .check_event_data(project_id, &type_code, event_data)
             .await?;
         if type_code == "SMN" {
+            // One trigger per topic and function: a second would share (and on deletion remove)
+            // the first one's subscription.
+            let topic = event_data["topic_urn"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let fid = f.row.function_id.clone();
+            let existing = self
+                .store
+                .read(move |c| db::triggers_of(c, &fid))
+                .await
+                .map_err(store_err)?;
+            if existing.iter().any(|t| {
+                t.type_code == "SMN"
+                    && serde_json::from_str::<Value>(&t.event_data)
+                        .is_ok_and(|ed| ed["topic_urn"] == topic.as_str())
+            }) {
+                return Err(FssError::conflict(format!(
+                    "this function already has an SMN trigger on {topic}"
+                )));
+            }
             if status != "ACTIVE" {
                 return Err(FssError::bad(
                     "SMN triggers cannot be disabled; create it ACTIVE",

@@ -728,6 +728,15 @@ async fn smn_trigger_hands_each_published_message_to_the_function_once() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["event_data"]["subscription_status"], "Confirmed");
     let trigger_id = r.body["trigger_id"].as_str().unwrap().to_owned();
+    // A second SMN trigger on the same topic would share the subscription: refused.
+    let again = call(
+        &c,
+        Method::POST,
+        &format!("/v2/{pid}/fgs/triggers/audit"),
+        Some(json!({"trigger_type_code": "SMN", "event_data": {"topic_urn": topic}})),
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.body);
     let subs = call(
         &c,
         Method::GET,
