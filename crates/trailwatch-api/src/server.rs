@@ -122,7 +122,7 @@ pub async fn run_with_startup(
     if let Some(days) = options.retention_days {
         tokio::spawn(retention_loop(state.store.clone(), days));
     }
-    tokio::spawn(lts_retention_loop(state.store.clone()));
+    tokio::spawn(housekeeping_loop(state.store.clone()));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let outbox = tokio::spawn(state.notifier.clone().run_outbox(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -610,8 +610,13 @@ async fn bootstrap(
     Ok(())
 }
 
-/// Deletes LTS lines older than their group's `ttl_in_days`, every ten minutes.
-async fn lts_retention_loop(store: Store) {
+/// How long finished invocation records, function statistics and publish idempotency keys are
+/// kept.
+const RECORDS_KEPT_MS: i64 = 30 * 86_400_000;
+
+/// Deletes LTS lines older than their group's `ttl_in_days`, and old invocation records,
+/// every ten minutes.
+async fn housekeeping_loop(store: Store) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
@@ -623,6 +628,16 @@ async fn lts_retention_loop(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "retention removed expired log lines"),
             Err(e) => tracing::warn!(error = %e, "log retention pass failed; will retry"),
+        }
+        // Function invocation records, statistics and publish idempotency keys: 30 days.
+        let before = now - RECORDS_KEPT_MS;
+        match store
+            .write(move |c| trailwatch_store::functions::prune(c, before))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "housekeeping removed old invocation records"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry"),
         }
     }
 }

@@ -786,3 +786,23 @@ pub fn delete_notification(
     )?;
     Ok(n == 1)
 }
+
+/// Housekeeping: deletes finished invocation records (succeeded or failed; queued ones and dead
+/// letters are kept until replayed or handled) and statistics older than `before_ms`, and the
+/// publish idempotency keys older than that (a retry comes within minutes, not weeks). Returns
+/// how many rows went.
+pub fn prune(c: &Connection, before_ms: i64) -> Result<u64> {
+    let mut n = c.execute(
+        "DELETE FROM fgs_invocations WHERE state IN ('succeeded', 'failed') AND created_at < ?1",
+        params![before_ms],
+    )?;
+    n += c.execute(
+        "DELETE FROM fgs_stats WHERE minute < ?1",
+        params![before_ms],
+    )?;
+    n += c.execute(
+        "DELETE FROM smn_publish_keys WHERE created_at < ?1",
+        params![before_ms],
+    )?;
+    Ok(n as u64)
+}
