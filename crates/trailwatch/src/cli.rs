@@ -101,6 +101,36 @@ pub enum ImportCommand {
     /// Read CTS trace files (trailwatch's own archive or real CTS transfers) back into the trace
     /// log; traces already stored (same trace_id) are counted as duplicates, not stored twice.
     CtsArchive(ImportArchiveArgs),
+    /// OpenSSH syslog files (auth.log, secure; RFC 3164 or RFC 5424): logins, failed logins and
+    /// logouts become traces (`docs/specs/sources.md`).
+    Sshd(ImportFilesArgs),
+    /// `journalctl -o json` output of sshd.
+    Journald(ImportFilesArgs),
+    /// AWS CloudTrail files (`{"Records":[…]}`) or JSON Lines.
+    Cloudtrail(ImportFilesArgs),
+    /// Windows Security logon/logoff events as JSON (winlogbeat, EVTX-to-JSON) or an XML export
+    /// (files ending in `.xml`).
+    WindowsSecurity(ImportFilesArgs),
+    /// Kubernetes audit events (JSON Lines).
+    K8sAudit(ImportFilesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFilesArgs {
+    /// The files to read.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print the traces (JSON Lines) instead of sending them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The host name for syslog lines that carry none.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The time RFC 3164 lines (which have no year) are read relative to: RFC 3339 or epoch
+    /// milliseconds (default now). A line's year is the latest that puts it at or before this
+    /// time (plus one day).
+    #[arg(long)]
+    pub reference_time: Option<String>,
 }
 
 #[derive(Debug, Args)]

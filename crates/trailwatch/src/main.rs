@@ -9,6 +9,7 @@ mod connect;
 mod functions_cli;
 mod iam;
 mod notify_cli;
+mod sources_cli;
 mod traces;
 
 use std::process::ExitCode;
@@ -134,6 +135,21 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Import(ImportCommand::CtsArchive(args)) => {
             let client = connect::client(&cli.connection).await?;
             archive_cli::import(&client, args).await
+        }
+        Command::Import(ImportCommand::Sshd(args)) => {
+            sources_cli::import(&cli.connection, sources_cli::Format::Sshd, args).await
+        }
+        Command::Import(ImportCommand::Journald(args)) => {
+            sources_cli::import(&cli.connection, sources_cli::Format::Journald, args).await
+        }
+        Command::Import(ImportCommand::Cloudtrail(args)) => {
+            sources_cli::import(&cli.connection, sources_cli::Format::Cloudtrail, args).await
+        }
+        Command::Import(ImportCommand::WindowsSecurity(args)) => {
+            sources_cli::import(&cli.connection, sources_cli::Format::WindowsSecurity, args).await
+        }
+        Command::Import(ImportCommand::K8sAudit(args)) => {
+            sources_cli::import(&cli.connection, sources_cli::Format::K8sAudit, args).await
         }
     }
 }

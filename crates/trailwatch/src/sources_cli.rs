@@ -1,0 +1,132 @@
+//! `trailwatch import <format> FILE…`: other systems' records become traces
+//! (`trailwatch-sources`), sent to the server in batches or printed with `--dry-run`.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use trailwatch_sources::Parsed;
+
+use crate::cli::{ConnectionArgs, ImportFilesArgs};
+
+/// The formats `import` reads from files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Sshd,
+    Journald,
+    Cloudtrail,
+    WindowsSecurity,
+    K8sAudit,
+}
+
+/// Problems printed per file before the rest are only counted.
+const PROBLEMS_SHOWN: usize = 20;
+
+fn reference_time(arg: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
+    let Some(s) = arg else {
+        return Ok(Utc::now());
+    };
+    if let Ok(ms) = s.parse::<i64>() {
+        return DateTime::from_timestamp_millis(ms)
+            .with_context(|| format!("--reference-time {s} is out of range"));
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .with_context(|| format!("--reference-time {s:?} is neither RFC 3339 nor epoch ms"))
+}
+
+fn parse(
+    format: Format,
+    file: &std::path::Path,
+    text: &str,
+    args: &ImportFilesArgs,
+    reference: DateTime<Utc>,
+) -> Parsed {
+    use trailwatch_sources::cloud;
+    match format {
+        Format::Cloudtrail => cloud::cloudtrail::parse(text),
+        Format::WindowsSecurity if file.extension().is_some_and(|e| e == "xml") => {
+            cloud::windows::parse_xml(text)
+        }
+        Format::WindowsSecurity => cloud::windows::parse_json(text),
+        Format::K8sAudit => cloud::k8s::parse(text),
+        Format::Sshd => {
+            trailwatch_sources::sshd::parse_syslog(text, args.host.as_deref(), reference)
+        }
+        Format::Journald => trailwatch_sources::sshd::parse_journald_json(text),
+    }
+}
+
+/// Exit status: `Ok(true)` every record parsed and was accepted (or already stored), `Ok(false)`
+/// some did not (each reported), `Err` could not run.
+pub async fn import(
+    connection: &ConnectionArgs,
+    format: Format,
+    args: &ImportFilesArgs,
+) -> anyhow::Result<bool> {
+    let reference = reference_time(args.reference_time.as_deref())?;
+    let client = if args.dry_run {
+        None
+    } else {
+        Some(crate::connect::client(connection).await?)
+    };
+    let (mut traces, mut accepted, mut duplicates, mut refused, mut problems, mut skipped) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for file in &args.files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        // Invalid UTF-8 is replaced (U+FFFD), so a bad byte spoils one line, not the file.
+        let text = String::from_utf8_lossy(&bytes);
+        let parsed = parse(format, file, &text, args, reference);
+        for (i, p) in parsed.problems.iter().enumerate() {
+            if i < PROBLEMS_SHOWN {
+                eprintln!("{}:{}: {}", file.display(), p.line, p.reason);
+            }
+        }
+        if parsed.problems.len() > PROBLEMS_SHOWN {
+            eprintln!(
+                "{}: {} more problems not shown",
+                file.display(),
+                parsed.problems.len() - PROBLEMS_SHOWN
+            );
+        }
+        problems += parsed.problems.len() as u64;
+        skipped += parsed.skipped;
+        traces += parsed.traces.len() as u64;
+        match &client {
+            None => {
+                for t in &parsed.traces {
+                    println!("{t}");
+                }
+            }
+            Some(client) => {
+                for chunk in parsed.traces.chunks(1000) {
+                    let r = client.put_traces(chunk).await?;
+                    for result in r.body["results"].as_array().into_iter().flatten() {
+                        if result.get("error_code").is_some() {
+                            refused += 1;
+                            eprintln!(
+                                "{}: a trace was refused: {}",
+                                file.display(),
+                                result["error_msg"].as_str().unwrap_or("refused")
+                            );
+                        } else if result["duplicate"] == Value::Bool(true) {
+                            duplicates += 1;
+                        } else {
+                            accepted += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if client.is_some() {
+        eprintln!(
+            "{traces} traces: {accepted} stored, {duplicates} already stored, {refused} refused; \
+             {skipped} records were not audit events; {problems} did not parse"
+        );
+    } else {
+        eprintln!(
+            "{traces} traces; {skipped} records were not audit events; {problems} did not parse"
+        );
+    }
+    Ok(problems == 0 && refused == 0)
+}
