@@ -15,7 +15,7 @@ use trailwatch_store::StoreError;
 use trailwatch_store::lts::{self, LogGroup, LogQuery, LogStream, NewLogLine};
 
 use crate::AppState;
-use crate::auth::ProjectScope;
+use crate::auth::{ProjectScope, truncate};
 use crate::error::ApiError;
 
 /// Most lines one report may carry.
@@ -90,13 +90,6 @@ fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
         )));
     }
     Ok(())
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 fn ttl(m: &Map<String, Value>, default: Option<i64>) -> Result<i64, ApiError> {

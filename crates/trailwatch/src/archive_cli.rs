@@ -11,7 +11,7 @@ use trailwatch_integrity::{ObjectSource, PublicKey, Report, VerifyOptions, verif
 use crate::cli::{OutputFormat, VerifyArgs};
 
 /// A time given as RFC 3339 or epoch milliseconds.
-fn parse_time(flag: &str, s: &str) -> anyhow::Result<DateTime<Utc>> {
+pub(crate) fn parse_time(flag: &str, s: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(ms) = s.parse::<i64>() {
         return DateTime::from_timestamp_millis(ms)
             .with_context(|| format!("{flag}: {s} is out of range"));

@@ -22,16 +22,10 @@ pub enum Format {
 const PROBLEMS_SHOWN: usize = 20;
 
 fn reference_time(arg: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
-    let Some(s) = arg else {
-        return Ok(Utc::now());
-    };
-    if let Ok(ms) = s.parse::<i64>() {
-        return DateTime::from_timestamp_millis(ms)
-            .with_context(|| format!("--reference-time {s} is out of range"));
+    match arg {
+        None => Ok(Utc::now()),
+        Some(s) => crate::archive_cli::parse_time("--reference-time", s),
     }
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.to_utc())
-        .with_context(|| format!("--reference-time {s:?} is neither RFC 3339 nor epoch ms"))
 }
 
 fn parse(
