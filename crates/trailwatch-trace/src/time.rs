@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use crate::{TraceError, describe};
+use crate::TraceError;
+use crate::parse::{Member, describe_member};
 
 /// Integers below this are taken as seconds: 100 000 000 000 ms is 1973-03-03, so no real trace
 /// has a millisecond value this small, while every 10-digit seconds value (up to year 2286) is.
@@ -22,42 +23,45 @@ const ACCEPTED: &str = "expected milliseconds since the epoch as a non-negative 
 /// The result is never before 1973-03-03T09:46:40Z (`SECONDS_LIMIT` ms): an earlier instant,
 /// stored as milliseconds, would read back as seconds and change on every round trip. No trace
 /// is that old, so such a value is refused rather than silently reinterpreted.
-pub(crate) fn parse_time(field: &str, v: &Value) -> Result<i64, TraceError> {
+pub(crate) fn parse_time(field: &str, v: &Member<'_>) -> Result<i64, TraceError> {
     let ms = parse_time_unchecked(field, v)?;
     if ms < SECONDS_LIMIT as i64 {
         return Err(TraceError::new(
             field,
             format!(
                 "{} is before 1973-03-03T09:46:40Z, which no trace can be; {ACCEPTED}",
-                describe(v)
+                describe_member(v)
             ),
         ));
     }
     Ok(ms)
 }
 
-fn parse_time_unchecked(field: &str, v: &Value) -> Result<i64, TraceError> {
+fn parse_time_unchecked(field: &str, v: &Member<'_>) -> Result<i64, TraceError> {
     match v {
-        Value::Number(n) => {
+        Member::Json(Value::Number(n)) => {
             if let Some(u) = n.as_u64() {
                 from_integer(field, u, v)
             } else {
                 Err(generic(field, v))
             }
         }
-        Value::String(s) => {
+        Member::Str(s) => {
             let t = s.trim();
             if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
                 match t.parse::<u64>() {
                     Ok(u) => from_integer(field, u, v),
                     Err(_) => Err(TraceError::new(
                         field,
-                        format!("{} is too large; {ACCEPTED}", describe(v)),
+                        format!("{} is too large; {ACCEPTED}", describe_member(v)),
                     )),
                 }
             } else if t.contains("GMT") {
                 parse_console(t).map_err(|reason| {
-                    TraceError::new(field, format!("{reason} in {}; {ACCEPTED}", describe(v)))
+                    TraceError::new(
+                        field,
+                        format!("{reason} in {}; {ACCEPTED}", describe_member(v)),
+                    )
                 })
             } else {
                 Err(generic(field, v))
@@ -67,14 +71,18 @@ fn parse_time_unchecked(field: &str, v: &Value) -> Result<i64, TraceError> {
     }
 }
 
-fn generic(field: &str, v: &Value) -> TraceError {
-    TraceError::new(field, format!("{ACCEPTED}, found {}", describe(v)))
+fn generic(field: &str, v: &Member<'_>) -> TraceError {
+    TraceError::new(field, format!("{ACCEPTED}, found {}", describe_member(v)))
 }
 
-fn from_integer(field: &str, u: u64, v: &Value) -> Result<i64, TraceError> {
+fn from_integer(field: &str, u: u64, v: &Member<'_>) -> Result<i64, TraceError> {
     let ms = if u < SECONDS_LIMIT { u * 1000 } else { u };
-    i64::try_from(ms)
-        .map_err(|_| TraceError::new(field, format!("{} is too large; {ACCEPTED}", describe(v))))
+    i64::try_from(ms).map_err(|_| {
+        TraceError::new(
+            field,
+            format!("{} is too large; {ACCEPTED}", describe_member(v)),
+        )
+    })
 }
 
 /// Parses `yyyy/MM/dd HH:mm:ss GMT±HH:MM` into UTC milliseconds. The error is a short reason.

@@ -109,7 +109,12 @@ fn fill_defaults_sets_missing_ingest_fields() {
     t.fill_defaults(1_765_789_000_123);
     let id = t.trace_id.clone().unwrap();
     let parsed = uuid::Uuid::parse_str(&id).unwrap();
-    assert_eq!(parsed.get_version_num(), 4);
+    assert_eq!(parsed.get_version_num(), 7);
+    // Time-ordered: an id made later sorts after this one.
+    let mut later = sample();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    later.fill_defaults(1_765_789_000_124);
+    assert!(later.trace_id.clone().unwrap() > id);
     assert_eq!(id, parsed.hyphenated().to_string());
     assert_eq!(id, id.to_lowercase());
     assert_eq!(id.len(), 36);
