@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 use trailwatch_store::{AppendOutcome, NewTrace, TraceFilter, TraceQuery, TrackerFilter, now_ms};
-use trailwatch_trace::{Trace, TraceRating};
+use trailwatch_trace::TraceRating;
 
 use crate::AppState;
 use crate::auth::{ProjectScope, truncate};
@@ -34,60 +34,19 @@ pub async fn ingest(
     State(app): State<AppState>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::cts_bad_body("The message body is empty"));
-    }
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::cts_bad_body(format!("The message body is not valid JSON: {e}")))?;
-    let (records, single) = match value {
-        Value::Object(mut map) if map.contains_key("traces") => {
-            if map.len() > 1 {
-                let other: Vec<&String> = map.keys().filter(|k| *k != "traces").take(3).collect();
-                return Err(ApiError::cts_bad_body(format!(
-                    "a batch body has only the member `traces`; found also {other:?}"
-                )));
-            }
-            match map.remove("traces") {
-                Some(Value::Array(items)) => (items, false),
-                Some(other) => {
-                    return Err(ApiError::cts_bad_body(format!(
-                        "`traces` must be an array of trace objects, found {}",
-                        json_kind(&other)
-                    )));
-                }
-                None => (Vec::new(), false),
-            }
-        }
-        Value::Object(map) => (vec![Value::Object(map)], true),
-        other => {
-            return Err(ApiError::cts_bad_body(format!(
-                "the body must be a trace object or {{\"traces\":[…]}}, found {}",
-                json_kind(&other)
-            )));
-        }
-    };
-    if records.is_empty() {
-        return Err(ApiError::cts_bad_body(
-            "`traces` is empty: send at least one trace",
-        ));
-    }
-    if records.len() > MAX_BATCH {
-        return Err(ApiError::cts_bad_body(format!(
-            "at most {MAX_BATCH} traces per request, got {}",
-            records.len()
-        )));
-    }
+    // One strict pass over the body straight into traces (no JSON tree); the envelope and
+    // size errors are the ones this handler has always given (trailwatch_trace::parse_batch).
+    let batch = trailwatch_trace::parse_batch(&body, MAX_BATCH)
+        .map_err(|e| ApiError::cts_bad_body(e.message))?;
+    let (records, single) = (batch.records, batch.single);
 
     let now = now_ms();
     let total = records.len();
     let mut results: Vec<Option<Value>> = vec![None; total];
     let mut accepted: Vec<(usize, NewTrace)> = Vec::with_capacity(total);
     for (i, record) in records.into_iter().enumerate() {
-        match Trace::from_value(record) {
-            Ok(mut trace) => {
-                trace.fill_defaults(now);
-                accepted.push((i, NewTrace::from_trace(&trace, now)));
-            }
+        match record {
+            Ok(trace) => accepted.push((i, NewTrace::from_owned(trace, now))),
             Err(e) => {
                 results[i] =
                     Some(json!({"index": i, "error_code": "CTS.0003", "error_msg": e.to_string()}));
@@ -145,17 +104,6 @@ pub async fn ingest(
         "rejected": rejected,
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// `GET /v3/{project_id}/traces`.

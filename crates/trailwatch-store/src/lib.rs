@@ -7,7 +7,11 @@
 //! - `traces` holds one row per accepted trace. `seq` (the rowid, `AUTOINCREMENT`) is strictly
 //!   increasing and never reused, even after retention deletes old rows. `body` is the trace as
 //!   ingested (compact JSON, [`trailwatch_trace::RenderStyle::Stored`]); the other columns are copies
-//!   of its fields kept only so that the indexes can serve the query filters.
+//!   of its fields kept for the query index and the filters checked on rows.
+//! - The query index (`ix_*` tables, one per filter) is built behind the log by the writer
+//!   thread in large batches (`index.rs`), not in the acknowledgment transaction. Queries read
+//!   the index up to the indexer's position and scan the log's tail beyond it, in one snapshot:
+//!   an acknowledged trace is visible to the next query whether or not it is indexed yet.
 //! - `(project_key, trace_id)` is unique: appending a trace whose id is already stored in that
 //!   project is a no-op that reports the existing `seq` (idempotent ingest, safe client retries).
 //! - Every write goes through one writer thread. Appends that arrive while a commit is in progress
@@ -28,9 +32,11 @@
 
 pub mod agencies;
 pub mod archive;
+mod checkpointer;
 mod db;
 pub mod functions;
 pub mod iam;
+mod index;
 pub mod lts;
 mod query;
 mod readers;
@@ -70,6 +76,15 @@ pub struct StoreOptions {
     pub readers: usize,
     /// The most traces one group commit writes before it commits and answers its callers.
     pub max_group_traces: usize,
+    /// Traces the indexer adds to the query index per transaction.
+    pub index_chunk: u64,
+    /// How far (in traces) the query index may fall behind the log while appends keep coming;
+    /// past it, indexing takes turns with appends. Queries scan this tail of the log, so it
+    /// bounds their extra cost.
+    pub index_max_lag: u64,
+    /// Index whenever the writer has nothing else to do (the default). Off, the index moves
+    /// only when the lag bound forces it: tests use this to keep part of the log unindexed.
+    pub index_when_idle: bool,
 }
 
 impl StoreOptions {
@@ -79,6 +94,9 @@ impl StoreOptions {
             durability: Durability::Full,
             readers: 4,
             max_group_traces: 20_000,
+            index_chunk: 10_000,
+            index_max_lag: 200_000,
+            index_when_idle: true,
         }
     }
 }
@@ -133,35 +151,31 @@ impl NewTrace {
     /// Extracts the index columns of a trace whose ingest defaults are filled
     /// ([`Trace::fill_defaults`]); missing defaults are filled here as a last resort.
     pub fn from_trace(trace: &Trace, now_ms: i64) -> NewTrace {
-        let mut owned;
-        let trace = if trace.trace_id.as_deref().is_none_or(str::is_empty)
-            || trace.record_time.is_none()
-            || trace.tracker_name.is_none()
-        {
-            owned = trace.clone();
-            owned.fill_defaults(now_ms);
-            &owned
-        } else {
-            trace
-        };
+        NewTrace::from_owned(trace.clone(), now_ms)
+    }
+
+    /// As [`NewTrace::from_trace`], moving the strings out of `trace` instead of copying them
+    /// (the ingest path: the parsed trace is not needed afterwards).
+    pub fn from_owned(mut trace: Trace, now_ms: i64) -> NewTrace {
+        trace.fill_defaults(now_ms);
+        let body = trace.to_json_string(RenderStyle::Stored);
+        let source_ip = trace.source_addr().map(ip_key);
+        let user_name = trace.user_name().map(str::to_owned);
         NewTrace {
-            trace_id: trace.trace_id.clone().unwrap_or_default(),
+            trace_id: trace.trace_id.unwrap_or_default(),
             time: trace.time,
             record_time: trace.record_time.unwrap_or(now_ms),
-            trace_name: trace.trace_name.clone(),
+            trace_name: trace.trace_name,
             trace_rating: trace.trace_rating.as_str(),
-            trace_type: trace.trace_type.clone(),
-            service_type: trace.service_type.clone(),
-            resource_type: trace.resource_type.clone(),
-            resource_name: trace.resource_name.clone(),
-            resource_id: trace.resource_id.clone(),
-            user_name: trace.user_name().map(str::to_owned),
-            tracker_name: trace
-                .tracker_name
-                .clone()
-                .unwrap_or_else(|| "system".into()),
-            source_ip: trace.source_addr().map(ip_key),
-            body: trace.to_json_string(RenderStyle::Stored),
+            trace_type: trace.trace_type,
+            service_type: trace.service_type,
+            resource_type: trace.resource_type,
+            resource_name: trace.resource_name,
+            resource_id: trace.resource_id,
+            user_name,
+            tracker_name: trace.tracker_name.unwrap_or_else(|| "system".into()),
+            source_ip,
+            body,
         }
     }
 }
@@ -216,6 +230,8 @@ struct Inner {
     head: watch::Receiver<u64>,
     projects: RwLock<HashMap<String, i64>>,
     _writer_thread: writer::WriterHandle,
+    /// Dropped after the writer (field order), so its last checkpoint sees the last commit.
+    _checkpointer: checkpointer::CheckpointerHandle,
 }
 
 impl Store {
@@ -232,8 +248,20 @@ impl Store {
         let projects = db::load_project_keys(&conn)?;
         let (head_tx, head_rx) = watch::channel(head_seq);
         let (tx, rx) = mpsc::channel(4096);
-        let thread = writer::spawn(conn, rx, head_tx, options.max_group_traces)?;
+        let policy = index::IndexPolicy {
+            chunk: options.index_chunk.max(1),
+            max_lag: options.index_max_lag,
+            when_idle: options.index_when_idle,
+        };
+        let thread = writer::spawn(conn, rx, head_tx, options.max_group_traces, policy)?;
         let readers = readers::ReaderPool::new(db_path.clone(), options.readers.max(1));
+        let checkpointer =
+            checkpointer::spawn(db::open_checkpointer(&db_path, options.durability)?).map_err(
+                |source| StoreError::DataDir {
+                    path: "checkpointer thread".into(),
+                    source,
+                },
+            )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db_path,
@@ -242,6 +270,7 @@ impl Store {
                 head: head_rx,
                 projects: RwLock::new(projects),
                 _writer_thread: thread,
+                _checkpointer: checkpointer,
             }),
         })
     }
@@ -372,7 +401,14 @@ impl Store {
             }
             return Ok(TracePage::default());
         };
-        self.read(move |c| query::run(c, key, &q)).await
+        self.read(move |c| {
+            // One snapshot for the index position, the index and the log tail.
+            let tx = c.unchecked_transaction()?;
+            let page = query::run(&tx, key, &q)?;
+            tx.finish()?;
+            Ok(page)
+        })
+        .await
     }
 
     /// Reads up to `limit` traces with `seq > after`, in sequence order (all projects).
@@ -416,6 +452,14 @@ impl Store {
             Ok((pages.max(0) as u64) * (size.max(0) as u64))
         })
         .await
+    }
+
+    /// How many traces the query index is behind the log (queries cover them by scanning the
+    /// log's tail).
+    pub async fn index_lag(&self) -> Result<u64> {
+        let head = self.head();
+        let indexed = self.read(index::indexed).await?;
+        Ok(head.saturating_sub(indexed))
     }
 
     /// Number of traces stored.

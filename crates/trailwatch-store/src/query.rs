@@ -70,85 +70,173 @@ pub(crate) fn ip_range(net: &IpNet) -> ([u8; 16], [u8; 16]) {
     (ip_key(lo), ip_key(hi))
 }
 
-pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result<TracePage> {
-    let mut sql =
-        String::from("SELECT t.seq, t.trace_id, t.body FROM traces t WHERE t.project_key = ?");
-    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(project_key)];
+/// The conditions of a query as SQL over the `traces` row `t`, shared by the indexed part and
+/// the tail scan so that both apply exactly the same filters.
+struct Conditions {
+    sql: String,
+    args: Vec<SqlValue>,
+}
 
-    if let Some(id) = &q.trace_id {
-        sql.push_str(" AND t.trace_id = ?");
-        args.push(SqlValue::Text(id.clone()));
-    } else {
-        if let Some(from) = q.from {
-            sql.push_str(" AND t.time >= ?");
-            args.push(SqlValue::Integer(from));
-        }
-        if let Some(to) = q.to {
-            sql.push_str(" AND t.time <= ?");
-            args.push(SqlValue::Integer(to));
-        }
-        match &q.tracker {
-            TrackerFilter::Exact(name) => {
-                sql.push_str(" AND t.tracker_name = ?");
-                args.push(SqlValue::Text(name.clone()));
-            }
-            TrackerFilter::AllData => sql.push_str(" AND t.tracker_name <> 'system'"),
-            TrackerFilter::Any => {}
-        }
-        let f = &q.filter;
-        let eq = [
-            ("t.service_type", &f.service_type),
-            ("t.user_name", &f.user),
-            ("t.resource_id", &f.resource_id),
-            ("t.resource_name", &f.resource_name),
-            ("t.resource_type", &f.resource_type),
-            ("t.trace_name", &f.trace_name),
-            ("t.trace_rating", &f.trace_rating),
-        ];
-        for (column, value) in eq {
-            if let Some(v) = value {
-                sql.push_str(" AND ");
-                sql.push_str(column);
-                sql.push_str(" = ?");
-                args.push(SqlValue::Text(v.clone()));
-            }
-        }
-        if let Some(net) = &f.source_ip {
-            let (lo, hi) = ip_range(net);
-            sql.push_str(" AND t.source_ip BETWEEN ? AND ?");
-            args.push(SqlValue::Blob(lo.to_vec()));
-            args.push(SqlValue::Blob(hi.to_vec()));
-        }
-        if let Some(marker) = &q.marker {
-            let pos: Option<(i64, i64)> = conn
-                .query_row(
-                    "SELECT time, seq FROM traces WHERE project_key = ?1 AND trace_id = ?2",
-                    rusqlite::params![project_key, marker],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((time, seq)) = pos else {
-                return Err(StoreError::MarkerNotFound(marker.clone()));
-            };
-            sql.push_str(" AND (t.time, t.seq) < (?, ?)");
-            args.push(SqlValue::Integer(time));
-            args.push(SqlValue::Integer(seq));
+impl Conditions {
+    fn push(&mut self, sql: &str, args: impl IntoIterator<Item = SqlValue>) {
+        self.sql.push_str(sql);
+        self.args.extend(args);
+    }
+}
+
+/// The `ix_*` table that drives the indexed part of a query: the most selective filter given
+/// (ids and names pick out few traces; a trace name or service type can match most of them).
+fn driving_index(f: &TraceFilter) -> (&'static str, Option<SqlValue>) {
+    let text = |v: &Option<String>| v.as_ref().map(|v| SqlValue::Text(v.clone()));
+    let candidates = [
+        ("ix_rid", text(&f.resource_id)),
+        ("ix_rname", text(&f.resource_name)),
+        ("ix_user", text(&f.user)),
+        ("ix_name", text(&f.trace_name)),
+        ("ix_service", text(&f.service_type)),
+        ("ix_rtype", text(&f.resource_type)),
+    ];
+    for (table, value) in candidates {
+        if value.is_some() {
+            return (table, value);
         }
     }
-    sql.push_str(" ORDER BY t.time DESC, t.seq DESC LIMIT ?");
-    let limit = q.limit.max(1) as usize;
-    args.push(SqlValue::Integer(limit as i64 + 1));
+    ("ix_time", None)
+}
 
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-        Ok(StoredTrace {
-            seq: r.get::<_, i64>(0)? as u64,
-            project_id: q.project_id.clone(),
-            trace_id: r.get(1)?,
-            body: r.get(2)?,
-        })
-    })?;
-    let mut traces = rows.collect::<Result<Vec<_>, _>>()?;
+pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result<TracePage> {
+    let limit = q.limit.max(1) as usize;
+    let fetch = limit as i64 + 1;
+    if let Some(id) = &q.trace_id {
+        // The acknowledgment index answers this one directly, indexed or not.
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, trace_id, body, time FROM traces WHERE project_key = ?1 AND trace_id = ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![project_key, id], |r| row(r, q))?;
+        let traces = rows
+            .map(|r| r.map(|(t, _)| t))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(TracePage {
+            traces,
+            next_marker: None,
+        });
+    }
+
+    let mut cond = Conditions {
+        sql: String::new(),
+        args: Vec::new(),
+    };
+    cond.push(" AND t.project_key = ?", [SqlValue::Integer(project_key)]);
+    if let Some(from) = q.from {
+        cond.push(" AND t.time >= ?", [SqlValue::Integer(from)]);
+    }
+    if let Some(to) = q.to {
+        cond.push(" AND t.time <= ?", [SqlValue::Integer(to)]);
+    }
+    match &q.tracker {
+        TrackerFilter::Exact(name) => {
+            cond.push(" AND t.tracker_name = ?", [SqlValue::Text(name.clone())]);
+        }
+        TrackerFilter::AllData => cond.push(" AND t.tracker_name <> 'system'", []),
+        TrackerFilter::Any => {}
+    }
+    let f = &q.filter;
+    let eq = [
+        ("t.service_type", &f.service_type),
+        ("t.user_name", &f.user),
+        ("t.resource_id", &f.resource_id),
+        ("t.resource_name", &f.resource_name),
+        ("t.resource_type", &f.resource_type),
+        ("t.trace_name", &f.trace_name),
+        ("t.trace_rating", &f.trace_rating),
+    ];
+    for (column, value) in eq {
+        if let Some(v) = value {
+            cond.push(&format!(" AND {column} = ?"), [SqlValue::Text(v.clone())]);
+        }
+    }
+    let ip_range = f.source_ip.as_ref().map(ip_range);
+    if let Some((lo, hi)) = &ip_range {
+        cond.push(
+            " AND t.source_ip BETWEEN ? AND ?",
+            [SqlValue::Blob(lo.to_vec()), SqlValue::Blob(hi.to_vec())],
+        );
+    }
+    let mut before = None;
+    if let Some(marker) = &q.marker {
+        let pos: Option<(i64, i64)> = conn
+            .query_row(
+                "SELECT time, seq FROM traces WHERE project_key = ?1 AND trace_id = ?2",
+                rusqlite::params![project_key, marker],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((time, seq)) = pos else {
+            return Err(StoreError::MarkerNotFound(marker.clone()));
+        };
+        cond.push(
+            " AND (t.time, t.seq) < (?, ?)",
+            [SqlValue::Integer(time), SqlValue::Integer(seq)],
+        );
+        before = Some((time, seq));
+    }
+    let indexed = crate::index::indexed(conn)? as i64;
+
+    // 1. The indexed part: walk the driving index newest first (its key ends with time, seq),
+    //    fetch each row by seq, check the other conditions on it.
+    let (table, value) = if ip_range.is_some() && driving_index(f).1.is_none() {
+        ("ix_ip", None)
+    } else {
+        driving_index(f)
+    };
+    let mut sql = format!(
+        "SELECT t.seq, t.trace_id, t.body, t.time FROM {table} i CROSS JOIN traces t ON t.seq = i.seq
+         WHERE i.project_key = ? AND i.seq <= ?"
+    );
+    let mut args = vec![SqlValue::Integer(project_key), SqlValue::Integer(indexed)];
+    if let Some(v) = value {
+        sql.push_str(" AND i.v = ?");
+        args.push(v);
+    } else if table == "ix_ip"
+        && let Some((lo, hi)) = &ip_range
+    {
+        sql.push_str(" AND i.v BETWEEN ? AND ?");
+        args.push(SqlValue::Blob(lo.to_vec()));
+        args.push(SqlValue::Blob(hi.to_vec()));
+    }
+    // The time bounds on the index itself, so that its range scan starts and stops there.
+    if let Some(from) = q.from {
+        sql.push_str(" AND i.time >= ?");
+        args.push(SqlValue::Integer(from));
+    }
+    if let Some(to) = q.to {
+        sql.push_str(" AND i.time <= ?");
+        args.push(SqlValue::Integer(to));
+    }
+    if let Some((time, seq)) = before {
+        sql.push_str(" AND (i.time, i.seq) < (?, ?)");
+        args.push(SqlValue::Integer(time));
+        args.push(SqlValue::Integer(seq));
+    }
+    sql.push_str(&cond.sql);
+    args.extend(cond.args.iter().cloned());
+    sql.push_str(" ORDER BY i.time DESC, i.seq DESC LIMIT ?");
+    args.push(SqlValue::Integer(fetch));
+    let mut found = select(conn, &sql, args, q)?;
+
+    // 2. The tail the indexer has not reached: a range scan of the log from its position.
+    let mut sql =
+        String::from("SELECT t.seq, t.trace_id, t.body, t.time FROM traces t WHERE t.seq > ?");
+    let mut args = vec![SqlValue::Integer(indexed)];
+    sql.push_str(&cond.sql);
+    args.extend(cond.args);
+    sql.push_str(" ORDER BY t.time DESC, t.seq DESC LIMIT ?");
+    args.push(SqlValue::Integer(fetch));
+    found.extend(select(conn, &sql, args, q)?);
+
+    // Newest first across both parts; seq breaks ties in time, as the index keys do.
+    found.sort_by_key(|(t, time)| std::cmp::Reverse((*time, t.seq)));
+    let mut traces: Vec<StoredTrace> = found.into_iter().map(|(t, _)| t).collect();
     let next_marker = if traces.len() > limit {
         traces.truncate(limit);
         traces.last().map(|t| t.trace_id.clone())
@@ -159,6 +247,30 @@ pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result
         traces,
         next_marker,
     })
+}
+
+/// A result row and its `time` (the sort key across the indexed part and the tail).
+fn row(r: &rusqlite::Row<'_>, q: &TraceQuery) -> rusqlite::Result<(StoredTrace, i64)> {
+    Ok((
+        StoredTrace {
+            seq: r.get::<_, i64>(0)? as u64,
+            project_id: q.project_id.clone(),
+            trace_id: r.get(1)?,
+            body: r.get(2)?,
+        },
+        r.get(3)?,
+    ))
+}
+
+fn select(
+    conn: &Connection,
+    sql: &str,
+    args: Vec<SqlValue>,
+    q: &TraceQuery,
+) -> Result<Vec<(StoredTrace, i64)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| row(r, q))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use common::{Rng, T0, new_trace, open};
 use ipnet::IpNet;
 use serde_json::{Value, json};
+use trailwatch_store::StoreOptions;
 use trailwatch_store::{
     AppendOutcome, Store, StoreError, TraceFilter, TracePage, TraceQuery, TrackerFilter,
 };
@@ -365,15 +366,67 @@ fn check_page(page: &TracePage, want: &(Vec<&Row>, Option<String>), q: &TraceQue
     }
 }
 
+/// How much of the log the query index covers while the model queries run.
+#[derive(Debug, Clone, Copy)]
+enum IndexState {
+    /// Everything indexed: queries are answered from the `ix_*` tables.
+    Complete,
+    /// Nothing indexed: queries are answered by scanning the log.
+    None,
+    /// The index trails the log by up to a few dozen traces: both parts answer.
+    Partial,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_queries_match_the_model() {
+async fn random_queries_match_the_model_with_a_complete_index() {
+    random_queries_match_the_model(IndexState::Complete).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_queries_match_the_model_with_no_index() {
+    random_queries_match_the_model(IndexState::None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_queries_match_the_model_with_a_partial_index() {
+    random_queries_match_the_model(IndexState::Partial).await;
+}
+
+async fn random_queries_match_the_model(state: IndexState) {
     let seed = Rng::seed_from_env(0x00c0_ffee);
-    let ctx = format!("seed {seed} (TW_TEST_SEED)");
+    let ctx = format!("seed {seed} (TW_TEST_SEED), index {state:?}");
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let mut options = StoreOptions::new(dir.path());
+    match state {
+        IndexState::Complete => {}
+        IndexState::None => {
+            options.index_when_idle = false;
+            options.index_max_lag = u64::MAX;
+        }
+        IndexState::Partial => {
+            options.index_when_idle = false;
+            options.index_max_lag = 40;
+            options.index_chunk = 7;
+        }
+    }
+    let store = Store::open(options).unwrap();
     let rows = populate(&store, &mut rng).await;
     assert_eq!(store.trace_count().await.unwrap(), rows.len() as u64);
+    if let IndexState::Complete = state {
+        for _ in 0..500 {
+            if store.index_lag().await.unwrap() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let lag = store.index_lag().await.unwrap();
+    match state {
+        IndexState::None => assert_eq!(lag, store.head(), "{ctx}: something was indexed"),
+        IndexState::Partial => assert!(lag > 0 && lag < store.head(), "{ctx}: lag {lag}"),
+        IndexState::Complete => assert_eq!(lag, 0, "{ctx}: the idle writer never finished"),
+    }
 
     // Bodies round-trip: every stored body parses back as the trace that was appended.
     let p0 = store
