@@ -195,6 +195,9 @@ async fn authenticate_inner(app: &AppState, request: Request) -> Result<Request,
             .iam
             .verify_token(token, now.timestamp_millis())
             .map_err(ApiError::unauthenticated)?;
+        if let Some(agency) = &claims.agency {
+            check_agency_call(app, &claims, agency, &parts).await?;
+        }
         caller_from_claims(claims)
     } else if let Some(auth) = parts.headers.get("authorization") {
         let auth = auth.to_str().map_err(|_| {
@@ -206,6 +209,101 @@ async fn authenticate_inner(app: &AppState, request: Request) -> Result<Request,
     };
     parts.extensions.insert(caller);
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// The IAM action an agency token's call needs (`None`: agency tokens may not make it).
+/// Agency tokens are what Python functions get from `context.getToken()`; they act with
+/// exactly their agency's roles, so every route they may call is named here and anything else
+/// (IAM above all) is refused.
+pub(crate) fn agency_action(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    use axum::http::Method;
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let read = method == Method::GET || method == Method::HEAD;
+    match seg.as_slice() {
+        ["v2", _, "notifications", "topics", _, "publish"] if method == Method::POST => {
+            Some("smn:topic:publish")
+        }
+        ["v2", _, "notifications", rest @ ..] => Some(match (read, rest.last()) {
+            (true, Some(&"subscriptions")) => "smn:subscription:list",
+            (true, _) => "smn:topic:list",
+            (false, Some(&"subscriptions")) => "smn:subscription:create",
+            (false, _) if method == Method::DELETE => "smn:topic:delete",
+            (false, _) => "smn:topic:update",
+        }),
+        ["v3", _, "traces"] => Some(if read {
+            "cts:trace:list"
+        } else {
+            "cts:trace:create"
+        }),
+        ["v1.0" | "v2.0", _, _, "trace"] if method == Method::POST => Some("cts:trace:create"),
+        ["v3", _, "tracker" | "trackers", ..] => Some(if read {
+            "cts:tracker:list"
+        } else {
+            "cts:tracker:update"
+        }),
+        ["v3", _, "notifications", ..] => Some(if read {
+            "cts:notification:list"
+        } else {
+            "cts:notification:update"
+        }),
+        [
+            "v2",
+            _,
+            "fgs",
+            "functions",
+            _,
+            "invocations" | "invocations-async",
+        ] if method == Method::POST => Some("functiongraph:function:invoke"),
+        ["v2", _, "fgs", ..] => Some(if read {
+            "functiongraph:function:list"
+        } else {
+            "functiongraph:function:update"
+        }),
+        ["v2", _, "groups", .., "content", "query"] => Some("lts:logs:list"),
+        ["v2", _, "lts", ..] if method == Method::POST => Some("lts:logs:put"),
+        ["v2", _, "groups", ..] => Some(if read {
+            "lts:groups:list"
+        } else {
+            "lts:groups:create"
+        }),
+        _ => None,
+    }
+}
+
+/// Refuses an agency token's call unless its agency grants the route's action in the token's
+/// project (403, the action and agency named).
+async fn check_agency_call(
+    app: &AppState,
+    claims: &TokenClaims,
+    agency: &str,
+    parts: &Parts,
+) -> Result<(), ApiError> {
+    let denied = |why: String| ApiError::Gateway {
+        status: axum::http::StatusCode::FORBIDDEN,
+        code: "APIGW.0302",
+        msg: why,
+    };
+    let Some(action) = agency_action(&parts.method, parts.uri.path()) else {
+        return Err(denied(format!(
+            "a token of agency `{agency}` cannot call {} {}",
+            parts.method,
+            parts.uri.path()
+        )));
+    };
+    let Some(project) = &claims.project_id else {
+        return Err(denied("an agency token must be project-scoped".into()));
+    };
+    let rights =
+        trailwatch_store::agencies::agency_rights(&app.store, &claims.domain_id, project, agency)
+            .await
+            .map_err(|e| internal_gateway(&e))?;
+    if rights.allows(action) {
+        Ok(())
+    } else {
+        Err(denied(format!(
+            "agency `{agency}` grants no role with `{action}` in project {project}"
+        )))
+    }
 }
 
 fn caller_from_claims(c: TokenClaims) -> Caller {
@@ -397,4 +495,40 @@ pub(crate) fn truncate(s: &str, max_chars: usize) -> String {
     let mut out: String = s.chars().take(max_chars).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod agency_action_tests {
+    use super::agency_action;
+    use axum::http::Method;
+
+    #[test]
+    fn agency_tokens_map_routes_to_actions_and_refuse_the_rest() {
+        let p = "/v2/0123/notifications/topics/urn:smn:local:0123:cts_test/publish";
+        assert_eq!(agency_action(&Method::POST, p), Some("smn:topic:publish"));
+        assert_eq!(
+            agency_action(&Method::GET, "/v2/0123/notifications/topics"),
+            Some("smn:topic:list")
+        );
+        assert_eq!(
+            agency_action(&Method::POST, "/v2/0123/fgs/functions/f/invocations"),
+            Some("functiongraph:function:invoke")
+        );
+        assert_eq!(
+            agency_action(&Method::DELETE, "/v2/0123/fgs/functions/f"),
+            Some("functiongraph:function:update")
+        );
+        assert_eq!(
+            agency_action(&Method::GET, "/v3/0123/traces"),
+            Some("cts:trace:list")
+        );
+        for (m, path) in [
+            (Method::GET, "/v3/users"),
+            (Method::POST, "/v3.0/OS-AGENCY/agencies"),
+            (Method::POST, "/v3/auth/tokens"),
+            (Method::GET, "/v3/roles"),
+        ] {
+            assert_eq!(agency_action(&m, path), None, "{m} {path}");
+        }
+    }
 }

@@ -112,6 +112,36 @@ pub async fn update_config(
     ))
 }
 
+/// `GET …/functions/{urn}/code`: the function model with `func_code.file` (base64 package).
+pub async fn get_code(
+    scope: ProjectScope,
+    State(app): State<AppState>,
+    Path((_p, urn)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        app.functions
+            .get_code(&scope.project_id, &urn)
+            .await
+            .map_err(fss)?,
+    ))
+}
+
+/// `PUT …/functions/{urn}/code` `{"code_type":"zip","func_code":{"file":"<base64>"}}`.
+pub async fn update_code(
+    scope: ProjectScope,
+    State(app): State<AppState>,
+    Path((_p, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req = body_json(&body)?;
+    Ok(Json(
+        app.functions
+            .update_code(&scope.project_id, &urn, &req)
+            .await
+            .map_err(fss)?,
+    ))
+}
+
 pub async fn delete_function(
     scope: ProjectScope,
     State(app): State<AppState>,

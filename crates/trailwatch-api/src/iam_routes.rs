@@ -16,9 +16,6 @@ use crate::AppState;
 use crate::auth::{AuthMethod, Caller, fmt_ms, internal_iam, truncate};
 use crate::error::ApiError;
 
-/// Password hashes verified or computed at once (each argon2 run holds ~19 MiB).
-static ARGON2_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
-
 fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError::iam(StatusCode::BAD_REQUEST, msg)
 }
@@ -149,14 +146,10 @@ pub async fn issue_token(State(app): State<AppState>, body: Bytes) -> Result<Res
         ));
     }
     let hash = user.password_hash.clone().unwrap_or_default();
-    // argon2 takes tens of milliseconds and ~19 MiB on purpose: keep it off the async workers,
-    // and bound how many run at once so that a flood of logins cannot exhaust memory.
-    let ok = {
-        let _permit = ARGON2_PERMITS.acquire().await;
-        tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false)
-    };
+    // argon2 runs on its own thread, one at a time (passwords.rs).
+    let ok = crate::passwords::run(move || password::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
     if !ok || !user.enabled {
         app.iam.lockout.record_failure(&lock_key, now);
         return Err(unauthorized("The username or password is wrong."));
@@ -439,9 +432,9 @@ pub async fn create_user(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(bad_request("`/user/is_domain_admin` must be a boolean")),
     };
-    let hash = tokio::task::spawn_blocking(move || password::hash_password(&pw))
+    let hash = crate::passwords::run(move || password::hash_password(&pw))
         .await
-        .map_err(|_| ApiError::iam(StatusCode::INTERNAL_SERVER_ERROR, "password hashing failed"))?
+        .ok_or_else(|| ApiError::iam(StatusCode::INTERNAL_SERVER_ERROR, "password hashing failed"))?
         .map_err(|e| bad_request(e.to_string()))?;
     let did = caller.domain_id.clone();
     let user = app

@@ -20,6 +20,7 @@ pub mod iam_routes;
 pub mod key_events;
 pub mod lts;
 pub mod metrics;
+mod passwords;
 pub mod server;
 pub mod smn;
 pub mod trackers;
@@ -231,6 +232,10 @@ pub fn router(state: AppState) -> Router {
             get(fgs::get_config).put(fgs::update_config),
         )
         .route(
+            "/v2/{project_id}/fgs/functions/{function_urn}/code",
+            get(fgs::get_code).put(fgs::update_code),
+        )
+        .route(
             "/v2/{project_id}/fgs/functions/{function_urn}/invocations",
             post(fgs::invoke).get(fgs::invocations),
         )
@@ -328,6 +333,13 @@ async fn healthz(State(app): State<AppState>) -> Response {
 async fn metrics(State(app): State<AppState>) -> Response {
     let size = app.store.size_bytes().await.unwrap_or(0);
     let mut body = app.metrics.render(size, app.store.head());
+    let lag = app.store.index_lag().await.unwrap_or(0);
+    metrics::gauge(
+        &mut body,
+        "trailwatch_trace_index_lag",
+        "Acknowledged traces not yet in the query index (queries scan them in the log).",
+        lag,
+    );
     let f = &app.functions.metrics;
     for (name, help, value) in [
         (

@@ -6,7 +6,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use trailwatch_functions::service::{Clock, FunctionService, FunctionServiceParts, RightsLookup};
+use trailwatch_functions::service::{
+    Clock, CredentialMinter, FunctionService, FunctionServiceParts, PythonSetup, RightsLookup,
+};
 use trailwatch_iam::keys::MasterKey;
 use trailwatch_iam::secret::Secret;
 use trailwatch_iam::{ids, password};
@@ -31,6 +33,8 @@ pub struct BootstrapSecrets {
 pub struct ServerOptions {
     pub data_dir: PathBuf,
     pub durability: Durability,
+    /// How far the query index may trail the trace log under load (`[storage] index_max_lag`).
+    pub index_max_lag: u64,
     pub api: ApiConfig,
     pub token_ttl_ms: i64,
     /// Traces older than this (by ingest time) are deleted from the local log; `None` keeps all.
@@ -43,6 +47,9 @@ pub struct ServerOptions {
     pub objects: Option<trailwatch_archive::ObjectStoreConfig>,
     /// How often the archiver transfers traces to trackers' buckets (CTS: 5 minutes).
     pub archive_cycle: std::time::Duration,
+    /// The interpreter of the Python runtime (`python3` on `PATH`, or a virtualenv's
+    /// `bin/python` for runtime-wide libraries; `[python] interpreter`).
+    pub python: PathBuf,
 }
 
 impl ServerOptions {
@@ -50,6 +57,7 @@ impl ServerOptions {
         ServerOptions {
             data_dir: data_dir.into(),
             durability: Durability::Full,
+            index_max_lag: StoreOptions::new("").index_max_lag,
             api: ApiConfig::default(),
             token_ttl_ms: 24 * 3600 * 1000,
             retention_days: None,
@@ -57,6 +65,7 @@ impl ServerOptions {
             notify: NotifyConfig::new("local", "http://127.0.0.1:8840"),
             objects: None,
             archive_cycle: std::time::Duration::from_secs(300),
+            python: PathBuf::from("python3"),
         }
     }
 }
@@ -100,6 +109,9 @@ pub struct Started {
     /// A token of the bootstrap administrator (`admin` of domain `default`) scoped to that
     /// project, valid for an hour and revoked as soon as the hook returns.
     pub admin_token: Secret,
+    /// The server's store, for work that stays in process after the hook returns (the
+    /// collectors of `[[source]]` blocks append their traces to it).
+    pub store: Store,
 }
 
 /// Work done once at start, through the API, as the bootstrap administrator (the binary applies
@@ -150,6 +162,9 @@ pub async fn run_with_startup(
         },
     ));
     let local = listener.local_addr()?;
+    state
+        .functions
+        .set_endpoint(format!("http://{}", loopback_if_unspecified(local)));
     let startup_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
     if let Some(hook) = startup {
@@ -238,17 +253,80 @@ async fn startup_context(
         agency: None,
     };
     let token = trailwatch_iam::token::issue(&state.iam.token_key, &claims);
+    let started = Started {
+        url: format!("http://{}", loopback_if_unspecified(local)),
+        project_id: project.id,
+        admin_token: Secret::new(token),
+        store: state.store.clone(),
+    };
+    Ok((started, claims))
+}
+
+/// `local` with an unspecified address (`0.0.0.0`, `::`) replaced by loopback: where this
+/// server can be reached from the same machine.
+fn loopback_if_unspecified(local: std::net::SocketAddr) -> std::net::SocketAddr {
     let ip = match local.ip() {
         std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         other => other,
     };
-    let started = Started {
-        url: format!("http://{}", std::net::SocketAddr::new(ip, local.port())),
-        project_id: project.id,
-        admin_token: Secret::new(token),
-    };
-    Ok((started, claims))
+    std::net::SocketAddr::new(ip, local.port())
+}
+
+/// Mints the token a Python function's `context.getToken()` returns: project-scoped, carrying
+/// the agency's name (`methods: ["assume_role"]`), for an agency of the project's domain that
+/// trusts the function service and has not expired. Signed with this server's token key, so it
+/// is valid against this server's API only.
+fn agency_token_minter(store: Store, iam: Arc<Iam>) -> CredentialMinter {
+    Arc::new(move |project_id: String, agency: String, ttl_ms: i64| {
+        let (store, iam) = (store.clone(), iam.clone());
+        Box::pin(async move {
+            let pid = project_id.clone();
+            let found = store
+                .read(move |c| {
+                    let Some(project) = iam_db::project_by_id(c, &pid)? else {
+                        return Ok(None);
+                    };
+                    let domain = iam_db::domain_by_id(c, &project.domain_id)?;
+                    let a =
+                        trailwatch_store::agencies::agency_by_name(c, &project.domain_id, &agency)?;
+                    Ok(Some((project, domain, a)))
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some((project, Some(domain), a)) = found else {
+                return Err(format!("project {project_id} does not exist"));
+            };
+            let now = trailwatch_store::now_ms();
+            let a = a
+                .filter(|a| {
+                    a.trust_domain_name == trailwatch_iam::roles::FUNCTION_SERVICE_TRUST_NAME
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "the agency does not exist or does not trust the function service ({})",
+                        trailwatch_iam::roles::FUNCTION_SERVICE_TRUST_NAME
+                    )
+                })?;
+            if a.expires_at.is_some_and(|t| t <= now) {
+                return Err("the agency has expired".into());
+            }
+            let claims = trailwatch_iam::token::TokenClaims {
+                jti: ids::new_id32(),
+                user_id: a.id,
+                user_name: a.name.clone(),
+                domain_id: domain.id,
+                domain_name: domain.name,
+                project_id: Some(project.id),
+                project_name: Some(project.name),
+                methods: vec!["assume_role".into()],
+                issued_at: now,
+                expires_at: now + ttl_ms,
+                agency: Some(a.name),
+            };
+            Ok(trailwatch_iam::token::issue(&iam.token_key, &claims))
+        })
+    })
 }
 
 /// The rights a function's agency grants in its project (IAM agencies, `docs/specs/auth.md`).
@@ -294,6 +372,7 @@ fn agency_rights_lookup(store: Store) -> RightsLookup {
 pub async fn prepare(options: &ServerOptions) -> Result<AppState, ServerError> {
     let mut store_options = StoreOptions::new(&options.data_dir);
     store_options.durability = options.durability;
+    store_options.index_max_lag = options.index_max_lag;
     let store = Store::open(store_options)?;
     let master = load_or_create_master_key(&options.data_dir.join("keys").join("master.key"))?;
     let iam = Iam::new(
@@ -342,6 +421,27 @@ pub async fn prepare(options: &ServerOptions) -> Result<AppState, ServerError> {
         clock: Clock::System,
         lts_head: lts_head.clone(),
     }));
+    // The Python runtime: a server without a usable Python 3 still starts; creating a Python
+    // function then answers why the runtime is unavailable.
+    let python = trailwatch_python::PythonRuntime::start(trailwatch_python::PythonConfig {
+        python: options.python.clone(),
+        work_root: options.data_dir.join("functions").join("python"),
+        max_log_bytes: trailwatch_python::DEFAULT_MAX_LOG_BYTES,
+    })
+    .await
+    .map(Arc::new);
+    match &python {
+        Ok(rt) => tracing::info!(
+            python = %rt.interpreter().executable.display(),
+            version = %rt.interpreter().runtime_name(),
+            "Python runtime ready"
+        ),
+        Err(e) => tracing::warn!(error = %e, "the Python runtime is not available"),
+    }
+    functions.set_python(PythonSetup {
+        runtime: python,
+        minter: agency_token_minter(store.clone(), iam.clone()),
+    });
     notifier.set_function_deliverer(Arc::new(
         trailwatch_functions::service::SmnTriggerDeliverer(functions.clone()),
     ));
@@ -521,9 +621,9 @@ async fn bootstrap(
                 p
             }
         };
-        let hash = tokio::task::spawn_blocking(move || password::hash_password(&password))
+        let hash = crate::passwords::run(move || password::hash_password(&password))
             .await
-            .map_err(|e| ServerError::Bootstrap(e.to_string()))?
+            .ok_or_else(|| ServerError::Bootstrap("password hashing failed".into()))?
             .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
         state
             .store

@@ -6,6 +6,7 @@
 //! cargo build --release -p trailwatch -p trailwatch-bench
 //! target/release/trailwatch-bench ingest          # durable ingest vs a parse-only axum server
 //! target/release/trailwatch-bench query           # query latency and RSS over 5 M stored traces
+//! target/release/trailwatch-bench python          # Python runtime: warm, cold, CTS trigger
 //! ```
 //! Results are appended to `bench/results/<date>.json`; BENCHMARKS.md quotes them.
 
@@ -68,6 +69,20 @@ enum Cmd {
         /// Alarms sent through the Python peer.
         #[arg(long, default_value_t = 200)]
         peer_alarms: usize,
+    },
+    /// Python runtime (issue 7): warm invocation overhead of an empty handler, cold start of
+    /// a new worker, and the tutorial's handler through the CTS trigger (concurrency 2) vs
+    /// `peer_a.py fixed` in-process and the builtin `login_audit` on the same trigger path.
+    Python {
+        /// Timed warm invocations per function.
+        #[arg(long, default_value_t = 2000)]
+        warm: usize,
+        /// Cold starts per variant.
+        #[arg(long, default_value_t = 25)]
+        cold: usize,
+        /// Traces (gen_traces.py) for the trigger run.
+        #[arg(long, default_value_t = 20_000)]
+        traces: usize,
     },
     /// The peer: parse each POSTed batch with serde_json and answer 200. Runs until killed.
     PeerAxum {
@@ -182,6 +197,8 @@ fn start_trailwatch_with(data_dir: &Path, config: Option<&str>) -> anyhow::Resul
     let child = command
         .env("TRAILWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("TRAILWATCH_LOG", "warn")
+        // The benchmarks' webhook receivers listen on loopback (refused by default).
+        .env("TRAILWATCH_OUTBOUND_ALLOW", "127.0.0.0/8")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -365,15 +382,21 @@ async fn ingest(duration: &str, connections: u32) -> anyhow::Result<()> {
     let (token, _) = client.password_token(Some("default")).await?;
     let idle = rss_mib(tw.pid());
     let target = format!("{url}/v3/{}/traces", client.project_id());
+    let wrk_started = Instant::now();
     let ours = run_wrk(&target, duration, connections, &body_dir, count, &token)?;
+    let wrk_seconds = wrk_started.elapsed().as_secs_f64();
     let after = rss_mib(tw.pid());
-    let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
-    let stored: u64 = metrics
-        .lines()
-        .find(|l| l.starts_with("trailwatch_traces_ingested_total "))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let stored = scrape(&url, "trailwatch_traces_ingested_total").await?;
+    // The query index trails the log under load: how far, and how long until it has caught up.
+    let lag_at_end = scrape(&url, "trailwatch_trace_index_lag").await?;
+    let catch_up = Instant::now();
+    while scrape(&url, "trailwatch_trace_index_lag").await? > 0 {
+        if catch_up.elapsed() > Duration::from_secs(600) {
+            bail!("the query index did not catch up within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let catch_up_seconds = catch_up.elapsed().as_secs_f64();
     drop(tw);
     let _ = std::fs::remove_dir_all(&data);
 
@@ -434,6 +457,9 @@ async fn ingest(duration: &str, connections: u32) -> anyhow::Result<()> {
         "trailwatch_p50_ms": ours.p50_ms, "trailwatch_p99_ms": ours.p99_ms,
         "trailwatch_non_2xx": ours.non_2xx,
         "trailwatch_traces_stored": stored,
+        "index_lag_at_end": lag_at_end,
+        "index_catch_up_s": (catch_up_seconds * 10.0).round() / 10.0,
+        "indexed_traces_per_s": (stored as f64 / (wrk_seconds + catch_up_seconds)).round(),
         "trailwatch_rss_idle_mib": idle.0, "trailwatch_rss_after_mib": after.0, "trailwatch_rss_peak_mib": after.1,
         "peer_axum_parse_only_traces_per_s": theirs_tps.round(),
         "peer_p50_ms": theirs.p50_ms, "peer_p99_ms": theirs.p99_ms,
@@ -449,6 +475,14 @@ async fn ingest(duration: &str, connections: u32) -> anyhow::Result<()> {
         );
     }
     append_result("ingest", &result)
+}
+
+/// One unlabelled metric from `/metrics`.
+async fn scrape(url: &str, name: &str) -> anyhow::Result<u64> {
+    let text = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .with_context(|| format!("/metrics has no {name}"))
 }
 
 async fn query(n: usize, queries: usize) -> anyhow::Result<()> {
@@ -607,6 +641,7 @@ async fn main() -> anyhow::Result<()> {
             peer_alarms,
         } => smn_bench(rate, seconds, peer_alarms).await,
         Cmd::Functions { rate, seconds } => functions_bench(rate, seconds).await,
+        Cmd::Python { warm, cold, traces } => python_bench(warm, cold, traces).await,
     }
 }
 
@@ -934,15 +969,7 @@ async fn functions_bench(rate: u32, seconds: u32) -> anyhow::Result<()> {
     };
     let hook = bench_receiver_by_message(arrivals.clone()).await?;
     let http = reqwest::Client::new();
-    let topic = post_json(
-        &http,
-        &format!("{url}/v2/{pid}/notifications/topics"),
-        &token,
-        reqwest::Method::POST,
-        json!({"name": "bench_alarms"}),
-    )
-    .await?;
-    let topic_urn = topic["topic_urn"].as_str().unwrap_or_default().to_owned();
+    alarm_topic(&http, &url, &pid, &token, "bench_alarms", &hook).await?;
     // The template puts the trace id first, so the receiver can match alarms to traces.
     post_json(
         &http,
@@ -953,59 +980,7 @@ async fn functions_bench(rate: u32, seconds: u32) -> anyhow::Result<()> {
                "content": "{trace_id} Illegal operation[  IP:{source_ip},  Action:{action}]"}),
     )
     .await?;
-    post_json(
-        &http,
-        &format!("{url}/v2/{pid}/notifications/topics/{topic_urn}/subscriptions"),
-        &token,
-        reqwest::Method::POST,
-        json!({"protocol": "http", "endpoint": hook}),
-    )
-    .await?;
-    for _ in 0..200 {
-        let subs = post_json(
-            &http,
-            &format!("{url}/v2/{pid}/notifications/subscriptions"),
-            &token,
-            reqwest::Method::GET,
-            Value::Null,
-        )
-        .await?;
-        if subs["subscriptions"][0]["status"] == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let projects = post_json(
-        &http,
-        &format!("{url}/v3/auth/projects"),
-        &token,
-        reqwest::Method::GET,
-        Value::Null,
-    )
-    .await?;
-    let domain = projects["projects"][0]["domain_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let agency = post_json(&http, &format!("{url}/v3.0/OS-AGENCY/agencies"), &token, reqwest::Method::POST,
-        json!({"agency": {"name": "serverless_trust", "domain_id": domain, "trust_domain_name": "op_svc_cff"}})).await?;
-    let agency_id = agency["agency"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let smn_admin = trailwatch_iam::roles::by_display_name("SMN Administrator")
-        .map(|r| r.id)
-        .unwrap_or_default();
-    let grant = http
-        .put(format!(
-            "{url}/v3.0/OS-AGENCY/projects/{pid}/agencies/{agency_id}/roles/{smn_admin}"
-        ))
-        .header("X-Auth-Token", &token)
-        .send()
-        .await?;
-    if !grant.status().is_success() {
-        bail!("granting SMN Administrator: {}", grant.status());
-    }
+    smn_agency(&http, &url, &pid, &token, "serverless_trust").await?;
     let user_data = json!({"SMN_Topic": "bench_alarms", "RegionName": "local", "IP": ip_list,
                            "SMN_Template": "login_audit"});
     post_json(&http, &format!("{url}/v2/{pid}/fgs/functions"), &token, reqwest::Method::POST,
@@ -1159,4 +1134,906 @@ async fn bench_receiver_by_message(arrivals: Arrivals) -> anyhow::Result<String>
         let _ = axum::serve(listener, app).await;
     });
     Ok(url)
+}
+
+/// Creates topic `name`, subscribes the HTTP receiver `hook` to it and waits until the receiver
+/// has confirmed; returns the topic's URN.
+async fn alarm_topic(
+    http: &reqwest::Client,
+    url: &str,
+    pid: &str,
+    token: &str,
+    name: &str,
+    hook: &str,
+) -> anyhow::Result<String> {
+    let topic = post_json(
+        http,
+        &format!("{url}/v2/{pid}/notifications/topics"),
+        token,
+        reqwest::Method::POST,
+        json!({"name": name}),
+    )
+    .await?;
+    let topic_urn = topic["topic_urn"]
+        .as_str()
+        .context("the topic has no topic_urn")?
+        .to_owned();
+    post_json(
+        http,
+        &format!("{url}/v2/{pid}/notifications/topics/{topic_urn}/subscriptions"),
+        token,
+        reqwest::Method::POST,
+        json!({"protocol": "http", "endpoint": hook}),
+    )
+    .await?;
+    for _ in 0..200 {
+        let subs = post_json(
+            http,
+            &format!("{url}/v2/{pid}/notifications/subscriptions"),
+            token,
+            reqwest::Method::GET,
+            Value::Null,
+        )
+        .await?;
+        if subs["subscriptions"][0]["status"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(topic_urn)
+}
+
+/// Creates agency `name` trusting the function service (`op_svc_cff`) with *SMN Administrator*
+/// in the project: what the tutorial's functions publish with.
+async fn smn_agency(
+    http: &reqwest::Client,
+    url: &str,
+    pid: &str,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    let projects = post_json(
+        http,
+        &format!("{url}/v3/auth/projects"),
+        token,
+        reqwest::Method::GET,
+        Value::Null,
+    )
+    .await?;
+    let domain = projects["projects"][0]["domain_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let agency = post_json(
+        http,
+        &format!("{url}/v3.0/OS-AGENCY/agencies"),
+        token,
+        reqwest::Method::POST,
+        json!({"agency": {"name": name, "domain_id": domain, "trust_domain_name": "op_svc_cff"}}),
+    )
+    .await?;
+    let agency_id = agency["agency"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let smn_admin = trailwatch_iam::roles::by_display_name("SMN Administrator")
+        .map(|r| r.id)
+        .unwrap_or_default();
+    let grant = http
+        .put(format!(
+            "{url}/v3.0/OS-AGENCY/projects/{pid}/agencies/{agency_id}/roles/{smn_admin}"
+        ))
+        .header("X-Auth-Token", token)
+        .send()
+        .await?;
+    if !grant.status().is_success() {
+        bail!("granting SMN Administrator: {}", grant.status());
+    }
+    Ok(())
+}
+
+// ---- Python runtime (issue 7) ------------------------------------------------------------
+
+/// The empty handler of issue 7's overhead target.
+const EMPTY_HANDLER: &str = "def handler(event, context):\n    return {}\n";
+/// The tutorial's handler, its logic corrected (`docs/specs/python-runtime.md`).
+const TUTORIAL_HANDLER: &str = include_str!("../../../examples/functions/login_audit_py/index.py");
+/// `requests` as `.ci/run` pins it.
+const REQUESTS_PIN: &str = "requests==2.34.2";
+
+/// CRC-32 (IEEE) of `data`, for the zip writer.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A zip archive of `files`, stored (no compression), with fixed timestamps: the same input
+/// always gives the same bytes. (The harness has no zip dependency; this is all it needs.)
+fn zip_stored(files: &[(&str, &str)]) -> anyhow::Result<Vec<u8>> {
+    const DOS_DATE_1980_01_01: u16 = (1 << 5) | 1;
+    let u16_of = |n: usize| u16::try_from(n).context("zip: too many entries or a long name");
+    let u32_of = |n: usize| u32::try_from(n).context("zip: file too large");
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, body) in files {
+        let (name, body) = (name.as_bytes(), body.as_bytes());
+        let crc = crc32(body);
+        let offset = u32_of(out.len())?;
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        for v in [20u16, 0, 0, 0, DOS_DATE_1980_01_01] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [crc, u32_of(body.len())?, u32_of(body.len())?] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&u16_of(name.len())?.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(name);
+        out.extend_from_slice(body);
+
+        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        for v in [20u16, 20, 0, 0, 0, DOS_DATE_1980_01_01] {
+            central.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [crc, u32_of(body.len())?, u32_of(body.len())?] {
+            central.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [u16_of(name.len())?, 0, 0, 0, 0] {
+            central.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [0u32, offset] {
+            central.extend_from_slice(&v.to_le_bytes());
+        }
+        central.extend_from_slice(name);
+    }
+    let central_offset = u32_of(out.len())?;
+    let central_len = u32_of(central.len())?;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    for v in [0u16, 0, u16_of(files.len())?, u16_of(files.len())?] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [central_len, central_offset] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&0u16.to_le_bytes());
+    Ok(out)
+}
+
+/// Standard base64 with padding.
+fn base64_std(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The base64 zip of one `index.py`, as FunctionGraph's API takes it.
+fn index_zip_b64(source: &str) -> anyhow::Result<String> {
+    Ok(base64_std(&zip_stored(&[("index.py", source)])?))
+}
+
+/// The interpreter of the Python functions: a virtualenv at `bench/work/py-venv` with
+/// `requests` (the tutorial's handler imports it), created with `python3 -m venv` and
+/// `pip install requests==2.34.2` (PyPI) when missing.
+fn ensure_python_venv() -> anyhow::Result<PathBuf> {
+    let venv = std::fs::canonicalize(work_dir()?)?.join("py-venv");
+    let python = venv.join("bin/python");
+    let has_requests = |p: &Path| {
+        Command::new(p)
+            .args(["-I", "-c", "import requests"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.exists() && has_requests(&python) {
+        return Ok(python);
+    }
+    eprintln!("creating {} with {REQUESTS_PIN} …", venv.display());
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("running python3 -m venv")?;
+    if !status.success() {
+        bail!("python3 -m venv {} failed", venv.display());
+    }
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            REQUESTS_PIN,
+        ])
+        .status()
+        .context("running pip install")?;
+    if !status.success() || !has_requests(&python) {
+        bail!("pip install {REQUESTS_PIN} into {} failed", venv.display());
+    }
+    Ok(python)
+}
+
+/// `python` as the interpreter's `sys.version` (e.g. `3.11.7`).
+fn python_version(python: &Path) -> String {
+    Command::new(python)
+        .args(["-c", "import platform; print(platform.python_version())"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// One sync invocation over HTTP: (client round trip in ms, the answer's body). With `tail`,
+/// the answer carries the log, whose `Finish` line has the server's own duration.
+async fn fgs_invoke(
+    http: &reqwest::Client,
+    url: &str,
+    pid: &str,
+    token: &str,
+    name: &str,
+    event: &str,
+    tail: bool,
+) -> anyhow::Result<(f64, Value)> {
+    let mut request = http
+        .post(format!("{url}/v2/{pid}/fgs/functions/{name}/invocations"))
+        .header("X-Auth-Token", token)
+        .body(event.to_owned());
+    if tail {
+        request = request.header("X-Cff-Log-Type", "tail");
+    }
+    let started = Instant::now();
+    let r = request.send().await?;
+    let status = r.status();
+    let body: Value = r.json().await?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if !status.is_success() || body["status"] != 200 {
+        bail!("invoking {name}: {status} {body}");
+    }
+    Ok((ms, body))
+}
+
+/// The server-side duration of an invocation, from its log's `Finish … duration: X ms` line.
+fn logged_duration_ms(body: &Value) -> Option<f64> {
+    let log = body["log"].as_str()?;
+    let finish = &log[log.rfind("Finish invoke request")?..];
+    let rest = &finish[finish.find("duration: ")? + "duration: ".len()..];
+    rest[..rest.find("ms")?].trim().parse().ok()
+}
+
+/// p50/p99/max of `v` (sorted in place), rounded to µs.
+fn summary_ms(v: &mut [f64]) -> Value {
+    v.sort_by(f64::total_cmp);
+    let r = |x: f64| (x * 1000.0).round() / 1000.0;
+    json!({"n": v.len(), "p50_ms": r(percentile(v, 0.5)), "p90_ms": r(percentile(v, 0.9)),
+           "p99_ms": r(percentile(v, 0.99)), "max_ms": r(percentile(v, 1.0))})
+}
+
+/// Python worker processes (`bootstrap.py`) whose parent is `server`.
+fn python_workers(server: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            let ppid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            ppid == Some(server) && String::from_utf8_lossy(&cmdline).contains("bootstrap.py")
+        })
+        .count()
+}
+
+/// Creates a Python function from one `index.py`; `extra` overrides fields of the body.
+async fn create_python_fn(
+    http: &reqwest::Client,
+    url: &str,
+    pid: &str,
+    token: &str,
+    name: &str,
+    source: &str,
+    extra: Value,
+) -> anyhow::Result<Value> {
+    let mut body = json!({"func_name": name, "package": "default", "runtime": "Python3.11",
+                          "handler": "index.handler", "memory_size": 128, "timeout": 10,
+                          "max_instance_num": 1, "code_type": "zip",
+                          "func_code": {"file": index_zip_b64(source)?}});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    post_json(
+        http,
+        &format!("{url}/v2/{pid}/fgs/functions"),
+        token,
+        reqwest::Method::POST,
+        body,
+    )
+    .await
+}
+
+/// Replaces a Python function's code with one `index.py`.
+async fn update_python_code(
+    http: &reqwest::Client,
+    url: &str,
+    pid: &str,
+    token: &str,
+    name: &str,
+    source: &str,
+) -> anyhow::Result<()> {
+    post_json(
+        http,
+        &format!("{url}/v2/{pid}/fgs/functions/{name}/code"),
+        token,
+        reqwest::Method::PUT,
+        json!({"code_type": "zip", "func_code": {"file": index_zip_b64(source)?}}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Cold starts: `n` times, `prepare(i)` makes a function whose workers must start anew (a new
+/// function, or new code), then after a pause of 100 ms (so that stopping the old worker is
+/// not measured) its first sync invocation is timed, and a second, warm one right after it.
+/// Returns (first: client ms, first: server ms, second: client ms).
+async fn cold_starts<F, Fut>(
+    http: &reqwest::Client,
+    url: &str,
+    pid: &str,
+    token: &str,
+    n: usize,
+    event: &str,
+    mut prepare: F,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<String>>,
+{
+    let (mut first, mut server, mut second) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let name = prepare(i).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (ms, body) = fgs_invoke(http, url, pid, token, &name, event, true).await?;
+        first.push(ms);
+        server.push(logged_duration_ms(&body).context("no duration in the invocation log")?);
+        second.push(
+            fgs_invoke(http, url, pid, token, &name, event, false)
+                .await?
+                .0,
+        );
+    }
+    Ok((first, server, second))
+}
+
+/// The server's own duration (`execute`, from the invocation records) of a function's last 500
+/// invocations, summarised.
+async fn server_durations(
+    http: &reqwest::Client,
+    url: &str,
+    pid: &str,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<Value> {
+    let recs = post_json(
+        http,
+        &format!("{url}/v2/{pid}/fgs/functions/{name}/invocations?limit=500"),
+        token,
+        reqwest::Method::GET,
+        Value::Null,
+    )
+    .await?;
+    let mut server: Vec<f64> = recs["invocations"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["duration"].as_f64()).collect())
+        .unwrap_or_default();
+    Ok(summary_ms(&mut server))
+}
+
+/// What one trigger run measured.
+struct TriggerRun {
+    seconds: f64,
+    invocations: u64,
+    failures: u64,
+    alarms: usize,
+    alarms_seconds: f64,
+    max_workers_seen: usize,
+}
+
+/// Enables a disabled CTS trigger whose cursor stands before the loaded traces, and times how
+/// long it takes to run every matching trace (`expected` invocations, counted by
+/// `trailwatch_function_invocations_total`) and to deliver the `expected_alarms`.
+#[allow(clippy::too_many_arguments)]
+async fn run_trigger(
+    http: &reqwest::Client,
+    client: &Client,
+    url: &str,
+    token: &str,
+    function: &str,
+    trigger_id: &str,
+    expected: u64,
+    expected_alarms: usize,
+    arrivals: &Arrivals,
+    server_pid: u32,
+    wake_trace: Value,
+) -> anyhow::Result<TriggerRun> {
+    let pid = client.project_id().to_owned();
+    let trigger_url = format!("{url}/v2/{pid}/fgs/triggers/{function}/CTS/{trigger_id}");
+    let count = || arrivals.count.load(std::sync::atomic::Ordering::Relaxed);
+    let base = scrape(url, "trailwatch_function_invocations_total").await?;
+    let base_failures = scrape(url, "trailwatch_function_failures_total").await?;
+    let base_alarms = count();
+    let started = Instant::now();
+    post_json(
+        http,
+        &trigger_url,
+        token,
+        reqwest::Method::PUT,
+        json!({"trigger_status": "ACTIVE"}),
+    )
+    .await?;
+    // A new trace wakes the trigger engine at once (it otherwise looks for new triggers every
+    // second); it matches no trigger.
+    client.put_traces(&[wake_trace]).await?;
+    let (mut max_workers_seen, mut polls) = (0, 0u64);
+    let deadline = started + Duration::from_secs(900);
+    let mut done = base;
+    while done < base + expected {
+        if Instant::now() > deadline {
+            bail!(
+                "{function}: {} of {expected} invocations after 15 minutes",
+                done - base
+            );
+        }
+        polls += 1;
+        if polls % 10 == 1 {
+            max_workers_seen = max_workers_seen.max(python_workers(server_pid));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        done = scrape(url, "trailwatch_function_invocations_total").await?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let alarm_deadline = Instant::now() + Duration::from_secs(60);
+    while count() - base_alarms < expected_alarms && Instant::now() < alarm_deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let alarms_seconds = started.elapsed().as_secs_f64();
+    post_json(
+        http,
+        &trigger_url,
+        token,
+        reqwest::Method::PUT,
+        json!({"trigger_status": "DISABLED"}),
+    )
+    .await?;
+    Ok(TriggerRun {
+        seconds,
+        invocations: done - base,
+        failures: scrape(url, "trailwatch_function_failures_total").await? - base_failures,
+        alarms: count() - base_alarms,
+        alarms_seconds,
+        max_workers_seen,
+    })
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+async fn python_bench(warm: usize, cold: usize, n_traces: usize) -> anyhow::Result<()> {
+    use trailwatch_functions::builtins::login_audit::{Decision, LoginAudit};
+    use trailwatch_functions::user_data::UserData;
+
+    let load_at_start = load_average();
+    let python = ensure_python_venv()?;
+    let version = python_version(&python);
+    let traces_path = ensure_traces(n_traces)?;
+    let allowlist_path = work_dir()?.join("allowlist.txt");
+    let ip_list = std::fs::read_to_string(&allowlist_path)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(",");
+    let raw_lines: Vec<String> = BufReader::new(std::fs::File::open(&traces_path)?)
+        .lines()
+        .collect::<Result<_, _>>()?;
+    let traces: Vec<Value> = raw_lines
+        .iter()
+        .map(|l| serde_json::from_str(l))
+        .collect::<Result<_, _>>()?;
+
+    // What the trigger should run and alarm: its operations and the builtin decision.
+    let ops = trailwatch_functions::OperationSet::parse(["IAM:user:login;logout"])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user_data = json!({"SMN_Topic": "bench_alarms", "RegionName": "local", "IP": ip_list});
+    let audit = LoginAudit::from_config(&UserData::parse(&user_data.to_string())?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut expected, mut expected_alarms) = (0u64, 0usize);
+    for line in &raw_lines {
+        let t = trailwatch_trace::Trace::from_json_str(line)
+            .map_err(|e| anyhow::anyhow!("a generated trace does not parse: {e}"))?;
+        if ops.matches_trace(&t) {
+            expected += 1;
+            if matches!(audit.decide(&t), Decision::Alarm(_)) {
+                expected_alarms += 1;
+            }
+        }
+    }
+
+    // The peer: the tutorial's corrected handler in-process over the same traces (median of 3).
+    let mut peer_runs = Vec::new();
+    for _ in 0..3 {
+        peer_runs.push(peer_a("fixed", &traces_path, &allowlist_path)?);
+    }
+    peer_runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (peer_loop, peer_total, peer_alarms) = peer_runs[1];
+
+    let data = work_dir()?.join("tw-python");
+    let _ = std::fs::remove_dir_all(&data);
+    let config = format!(
+        "version = 1\n[python]\ninterpreter = {}\n",
+        Value::String(python.display().to_string())
+    );
+    let (tw, url) = start_trailwatch_with(&data, Some(&config))?;
+    let client = admin_client(&url).await?;
+    let (token, _) = client.password_token(Some("default")).await?;
+    let pid = client.project_id().to_owned();
+    let http = reqwest::Client::new();
+
+    // 1. Warm invocation overhead: the empty handler, sequential sync invocations over HTTP
+    // (one keep-alive connection), after 200 warm-up calls; the builtin `login_audit` on a
+    // trace it ignores, the same way, as the runtime-free baseline.
+    smn_agency(&http, &url, &pid, &token, "serverless_trust").await?;
+    create_python_fn(&http, &url, &pid, &token, "empty", EMPTY_HANDLER, json!({})).await?;
+    // The same with an agency: each invocation then also mints `context.getToken()`.
+    create_python_fn(
+        &http,
+        &url,
+        &pid,
+        &token,
+        "empty_agency",
+        EMPTY_HANDLER,
+        json!({"xrole": "serverless_trust"}),
+    )
+    .await?;
+    post_json(
+        &http,
+        &format!("{url}/v2/{pid}/fgs/functions"),
+        &token,
+        reqwest::Method::POST,
+        json!({"func_name": "builtin_noop", "package": "default", "runtime": "builtin",
+               "handler": "login_audit", "memory_size": 128, "timeout": 10,
+               "user_data": user_data.to_string()}),
+    )
+    .await?;
+    let ignored = traces
+        .iter()
+        .find(|t| t["service_type"] != "IAM")
+        .context("no non-IAM trace in the workload")?;
+    let builtin_event = json!({"cts": ignored}).to_string();
+    let mut warm_runs = Vec::new();
+    for (name, event) in [
+        ("empty", "{}"),
+        ("builtin_noop", builtin_event.as_str()),
+        ("empty_agency", "{}"),
+    ] {
+        for _ in 0..200 {
+            fgs_invoke(&http, &url, &pid, &token, name, event, false).await?;
+        }
+        let mut lat = Vec::with_capacity(warm);
+        for _ in 0..warm {
+            lat.push(
+                fgs_invoke(&http, &url, &pid, &token, name, event, false)
+                    .await?
+                    .0,
+            );
+        }
+        let server = server_durations(&http, &url, &pid, &token, name).await?;
+        warm_runs.push((summary_ms(&mut lat), server));
+    }
+    let workers_after_warm = python_workers(tw.pid());
+
+    // 2. Cold starts of a new worker of the empty handler: the first invocation after creating
+    // the function, and after each code update; then the tutorial's handler (which imports
+    // `requests`) after each code update.
+    let created = cold_starts(&http, &url, &pid, &token, cold, "{}", |i| {
+        let (http, url, pid, token) = (http.clone(), url.clone(), pid.clone(), token.clone());
+        async move {
+            let name = format!("cold_new_{i}");
+            create_python_fn(&http, &url, &pid, &token, &name, EMPTY_HANDLER, json!({})).await?;
+            Ok(name)
+        }
+    })
+    .await?;
+    create_python_fn(
+        &http,
+        &url,
+        &pid,
+        &token,
+        "cold_update",
+        EMPTY_HANDLER,
+        json!({}),
+    )
+    .await?;
+    let updated = cold_starts(&http, &url, &pid, &token, cold, "{}", |i| {
+        let (http, url, pid, token) = (http.clone(), url.clone(), pid.clone(), token.clone());
+        async move {
+            let source = format!("# generation {i}\n{EMPTY_HANDLER}");
+            update_python_code(&http, &url, &pid, &token, "cold_update", &source).await?;
+            Ok("cold_update".to_owned())
+        }
+    })
+    .await?;
+    create_python_fn(
+        &http,
+        &url,
+        &pid,
+        &token,
+        "cold_tutorial",
+        TUTORIAL_HANDLER,
+        json!({"memory_size": 256, "user_data": user_data.to_string()}),
+    )
+    .await?;
+    // An allowed login: the handler returns before publishing (no agency needed).
+    let allowed = traces
+        .iter()
+        .find(|t| {
+            t["trace_name"] == "login" && {
+                trailwatch_trace::Trace::from_value((*t).clone())
+                    .is_ok_and(|t| matches!(audit.decide(&t), Decision::Allowed(_)))
+            }
+        })
+        .context("no allowed login in the workload")?;
+    let allowed_event = json!({"cts": allowed}).to_string();
+    let tutorial_cold = cold_starts(&http, &url, &pid, &token, cold, &allowed_event, |i| {
+        let (http, url, pid, token) = (http.clone(), url.clone(), pid.clone(), token.clone());
+        async move {
+            let source = format!("# generation {i}\n{TUTORIAL_HANDLER}");
+            update_python_code(&http, &url, &pid, &token, "cold_tutorial", &source).await?;
+            Ok("cold_tutorial".to_owned())
+        }
+    })
+    .await?;
+    // Deleted, so that only the trigger's function has workers below.
+    let others = ["empty", "empty_agency", "cold_update", "cold_tutorial"].map(str::to_owned);
+    for name in (0..cold).map(|i| format!("cold_new_{i}")).chain(others) {
+        post_json(
+            &http,
+            &format!("{url}/v2/{pid}/fgs/functions/{name}"),
+            &token,
+            reqwest::Method::DELETE,
+            Value::Null,
+        )
+        .await?;
+    }
+
+    // 3. The tutorial's handler through the CTS trigger, vs the builtin `login_audit` on the
+    // same trigger path: both publish to one topic with a confirmed HTTP subscriber (the
+    // bench's receiver), concurrency 2 each. The traces are loaded while both triggers are
+    // disabled, then each trigger is enabled in turn and drains the backlog.
+    let arrivals = Arrivals {
+        origin: Instant::now(),
+        seen: Default::default(),
+        count: Default::default(),
+    };
+    let hook = bench_receiver(arrivals.clone()).await?;
+    alarm_topic(&http, &url, &pid, &token, "bench_alarms", &hook).await?;
+    post_json(&http, &format!("{url}/v2/{pid}/fgs/functions"), &token, reqwest::Method::POST,
+        json!({"func_name": "login_audit", "package": "default", "runtime": "builtin", "handler": "login_audit",
+               "memory_size": 128, "timeout": 30, "max_instance_num": 2,
+               "user_data": user_data.to_string(), "xrole": "serverless_trust"})).await?;
+    create_python_fn(
+        &http,
+        &url,
+        &pid,
+        &token,
+        "login_audit_py",
+        TUTORIAL_HANDLER,
+        json!({"runtime": "Python3.9", "memory_size": 256, "timeout": 30, "max_instance_num": 2,
+               "user_data": user_data.to_string(), "xrole": "serverless_trust"}),
+    )
+    .await?;
+    let mut trigger_ids = Vec::new();
+    for name in ["login_audit", "login_audit_py"] {
+        let t = post_json(&http, &format!("{url}/v2/{pid}/fgs/triggers/{name}"), &token, reqwest::Method::POST,
+            json!({"trigger_type_code": "CTS", "trigger_status": "DISABLED", "event_type_code": "MessageCreated",
+                   "event_data": {"name": "login_audit", "operations": ["IAM:user:login;logout"]}})).await?;
+        trigger_ids.push(
+            t["trigger_id"]
+                .as_str()
+                .context("the trigger has no trigger_id")?
+                .to_owned(),
+        );
+    }
+    let load_started = Instant::now();
+    let mut loaded = 0u64;
+    for batch in traces.chunks(1000) {
+        let r = client.put_traces(batch).await?;
+        loaded += r.body["accepted"].as_u64().unwrap_or(0);
+    }
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    if loaded != raw_lines.len() as u64 {
+        bail!("loaded {loaded} of {} traces", raw_lines.len());
+    }
+    let wake = |k: usize| {
+        let mut t = ignored.clone();
+        t["trace_id"] = json!(format!("bench-wake-{k}"));
+        t
+    };
+    let mut runs = Vec::new();
+    for (k, name) in ["login_audit", "login_audit_py"].into_iter().enumerate() {
+        let load = load_average();
+        let run = run_trigger(
+            &http,
+            &client,
+            &url,
+            &token,
+            name,
+            &trigger_ids[k],
+            expected,
+            expected_alarms,
+            &arrivals,
+            tw.pid(),
+            wake(k),
+        )
+        .await?;
+        let server = server_durations(&http, &url, &pid, &token, name).await?;
+        runs.push((run, load, server));
+    }
+
+    // 4. The same handler and events driven directly: two clients invoking it concurrently
+    // (sync, over HTTP), so that both of its workers are busy: what the runtime gives with
+    // concurrency 2 when the caller does not serialise (the CTS trigger does, see above).
+    let events: Vec<String> = traces
+        .iter()
+        .filter(|t| {
+            trailwatch_trace::Trace::from_value((*t).clone()).is_ok_and(|t| ops.matches_trace(&t))
+        })
+        .map(|t| json!({"cts": t}).to_string())
+        .collect();
+    let events = std::sync::Arc::new(events);
+    let direct_started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for k in 0..2 {
+        let (http, url, pid, token, events) = (
+            http.clone(),
+            url.clone(),
+            pid.clone(),
+            token.clone(),
+            events.clone(),
+        );
+        clients.spawn(async move {
+            let mut lat = Vec::new();
+            for event in events.iter().skip(k).step_by(2) {
+                lat.push(
+                    fgs_invoke(&http, &url, &pid, &token, "login_audit_py", event, false)
+                        .await?
+                        .0,
+                );
+            }
+            Ok::<Vec<f64>, anyhow::Error>(lat)
+        });
+    }
+    let mut direct_lat = Vec::new();
+    while let Some(r) = clients.join_next().await {
+        direct_lat.extend(r??);
+    }
+    let direct_seconds = direct_started.elapsed().as_secs_f64();
+    let direct_workers = python_workers(tw.pid());
+    let (_, peak) = rss_mib(tw.pid());
+    drop(tw);
+
+    let n = raw_lines.len() as f64;
+    let trigger_json = |(r, load, server): &(TriggerRun, String, Value)| {
+        json!({
+            "seconds": (r.seconds * 1000.0).round() / 1000.0,
+            "traces_per_s": (n / r.seconds).round(),
+            "invocations": r.invocations, "invocations_per_s": (r.invocations as f64 / r.seconds).round(),
+            "failures": r.failures, "alarms_received": r.alarms,
+            "seconds_until_all_alarms_received": (r.alarms_seconds * 1000.0).round() / 1000.0,
+            "python_workers_seen": r.max_workers_seen, "load_average_before": load,
+            "server_duration_last_500": server,
+        })
+    };
+    let py = &runs[1].0;
+    let builtin = &runs[0].0;
+    let py_tps = n / py.seconds;
+    let result = json!({
+        "interpreter": format!("{} (Python {version}, virtualenv with {REQUESTS_PIN})", python.display()),
+        "load_average_at_start": load_at_start,
+        "warm_empty_handler": {
+            "what": "POST …/invocations of `def handler(event, context): return {}`, sequential, one keep-alive connection, after 200 warm-up calls",
+            "client_round_trip": warm_runs[0].0, "server_duration_last_500": warm_runs[0].1,
+            "python_workers_after": workers_after_warm,
+        },
+        "warm_empty_handler_with_agency": {
+            "what": "the empty handler with an agency (xrole): each invocation also mints its agency token",
+            "client_round_trip": warm_runs[2].0, "server_duration_last_500": warm_runs[2].1,
+        },
+        "warm_builtin_baseline": {
+            "what": "the same over builtin login_audit with a trace it ignores (no Python)",
+            "client_round_trip": warm_runs[1].0, "server_duration_last_500": warm_runs[1].1,
+        },
+        "cold_start_empty_after_create": {
+            "what": "first sync invocation of a just-created function (code extract + worker spawn + import + invoke), client round trip; server = the log's duration",
+            "first_client": summary_ms(&mut created.0.clone()), "first_server": summary_ms(&mut created.1.clone()),
+            "second_client": summary_ms(&mut created.2.clone()),
+        },
+        "cold_start_empty_after_code_update": {
+            "first_client": summary_ms(&mut updated.0.clone()), "first_server": summary_ms(&mut updated.1.clone()),
+            "second_client": summary_ms(&mut updated.2.clone()),
+        },
+        "cold_start_tutorial_after_code_update": {
+            "what": "the tutorial's handler (imports requests, ipaddress) on an allowed login",
+            "first_client": summary_ms(&mut tutorial_cold.0.clone()), "first_server": summary_ms(&mut tutorial_cold.1.clone()),
+            "second_client": summary_ms(&mut tutorial_cold.2.clone()),
+        },
+        "cts_trigger": {
+            "workload": format!("gen_traces.py {n_traces} traces ({expected} match IAM:user:login;logout, {expected_alarms} alarm), loaded while the triggers are disabled ({:.0} traces/s), then each trigger enabled alone to drain them; max_instance_num 2; alarms published to a topic with one confirmed HTTP subscriber", n / load_seconds),
+            "builtin_login_audit": trigger_json(&runs[0]),
+            "python_tutorial_handler": trigger_json(&runs[1]),
+        },
+        "direct_sync_two_clients": {
+            "what": "the tutorial's handler on the trigger's events, sync over HTTP from 2 concurrent clients (max_instance_num 2), no trigger",
+            "invocations": direct_lat.len(), "seconds": (direct_seconds * 1000.0).round() / 1000.0,
+            "invocations_per_s": (direct_lat.len() as f64 / direct_seconds).round(),
+            "traces_per_s_equivalent": (n / expected as f64 * direct_lat.len() as f64 / direct_seconds).round(),
+            "latency": summary_ms(&mut direct_lat), "python_workers_after": direct_workers,
+        },
+        "peer_a_fixed_same_traces": {"loop_events_per_s": peer_loop, "total_events_per_s": peer_total, "alarms": peer_alarms, "runs": 3, "picked": "median by loop rate"},
+        "ratio_python_traces_per_s_vs_peer_a_fixed_loop": (py_tps / peer_loop * 1000.0).round() / 1000.0,
+        "ratio_python_traces_per_s_vs_peer_a_fixed_total": (py_tps / peer_total * 1000.0).round() / 1000.0,
+        "ratio_python_vs_builtin_trigger": (builtin.seconds / py.seconds * 1000.0).round() / 1000.0,
+        "trailwatch_rss_peak_mib": peak,
+        "load_average_at_end": load_average(),
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    append_result("python", &result)?;
+    if py.failures > 0 || py.alarms != expected_alarms || builtin.alarms != expected_alarms {
+        bail!(
+            "the trigger runs were not clean: python {} failures, {} of {expected_alarms} alarms; builtin {} alarms",
+            py.failures,
+            py.alarms,
+            builtin.alarms
+        );
+    }
+    Ok(())
 }

@@ -115,8 +115,7 @@ pub async fn cts_pass(service: &FunctionService) -> Result<bool, crate::service:
             continue;
         };
         busy |= traces.len() == CTS_BATCH;
-        let mut finished: Vec<InvocationResult> = Vec::new();
-        let mut retry: Vec<Value> = Vec::new();
+        let mut matching: Vec<Value> = Vec::new();
         for stored in &traces {
             if stored.project_id != function.row.project_id {
                 continue;
@@ -131,14 +130,28 @@ pub async fn cts_pass(service: &FunctionService) -> Result<bool, crate::service:
             if !ops.matches_trace(&trace) {
                 continue;
             }
-            let event = events::cts_event(&trace);
+            matching.push(events::cts_event(&trace));
+        }
+        // The batch's invocations run side by side, as many at once as the function's
+        // instances allow (its slots); results come back in trace order.
+        let runs = matching.iter().map(|event| async {
             let _slot = service.slot(&function, true).await?;
             let request_id = uuid::Uuid::new_v4().to_string();
-            let r = service
-                .execute(&function, TriggerKind::Cts, &event, &request_id)
-                .await;
+            Ok::<_, crate::service::FssError>(
+                service
+                    .execute(&function, TriggerKind::Cts, event, &request_id)
+                    .await,
+            )
+        });
+        let mut finished: Vec<InvocationResult> = Vec::with_capacity(matching.len());
+        let mut retry: Vec<Value> = Vec::new();
+        for (event, r) in matching
+            .iter()
+            .zip(futures_util::future::join_all(runs).await)
+        {
+            let r = r?;
             if r.failed() {
-                retry.push(event);
+                retry.push(event.clone());
             }
             finished.push(r);
         }

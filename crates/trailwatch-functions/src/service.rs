@@ -87,7 +87,77 @@ const MEMORY_SIZES: [u32; 13] = [
     128, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
 ];
 /// The runtimes this server can run. Other FunctionGraph runtimes are refused at create time.
-pub const RUNTIMES: [&str; 1] = ["builtin"];
+pub const RUNTIMES: [&str; 5] = [
+    "builtin",
+    "Python3.9",
+    "Python3.10",
+    "Python3.11",
+    "Python3.12",
+];
+/// Older Python 3 names FunctionGraph accepts; they run on the machine's Python 3 too, with a
+/// note in the function's configuration.
+const LEGACY_PYTHON3: [&str; 3] = ["Python3.6", "Python3.7", "Python3.8"];
+
+/// How a function is implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuntimeKind {
+    Builtin,
+    /// `Python3.x`, with the minor version named.
+    Python(u32),
+}
+
+fn runtime_kind(runtime: &str) -> Result<RuntimeKind, FssError> {
+    if runtime == "builtin" {
+        return Ok(RuntimeKind::Builtin);
+    }
+    if (RUNTIMES.contains(&runtime) || LEGACY_PYTHON3.contains(&runtime))
+        && let Some(minor) = runtime
+            .strip_prefix("Python3.")
+            .and_then(|m| m.parse::<u32>().ok())
+    {
+        return Ok(RuntimeKind::Python(minor));
+    }
+    if runtime.starts_with("Python2") {
+        return Err(FssError::bad(format!(
+            "runtime `{runtime}` is Python 2, which this server does not run (it reached its end of life in 2020); use one of {}",
+            RUNTIMES[1..].join(", ")
+        )));
+    }
+    Err(FssError::bad(format!(
+        "runtime `{runtime}` is not available on this server; available: {}",
+        RUNTIMES.join(", ")
+    )))
+}
+
+/// Mints the short-lived token a Python function's `context.getToken()` returns: arguments are
+/// the project id, the agency name and the lifetime in ms; the answer is an `X-Auth-Token`
+/// valid against this server only, or why the agency cannot be assumed.
+pub type CredentialMinter = Arc<
+    dyn Fn(
+            String,
+            String,
+            i64,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The Python runtime and what it needs from the server, installed with
+/// [`FunctionService::set_python`].
+pub struct PythonSetup {
+    /// The runtime, or why it is not available (answered when a Python function is created).
+    pub runtime: Result<Arc<trailwatch_python::PythonRuntime>, String>,
+    /// Mints agency tokens for `context.getToken()`.
+    pub minter: CredentialMinter,
+}
+
+impl std::fmt::Debug for PythonSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonSetup")
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
 const MAX_DESCRIPTION: usize = 512;
 const DEFAULT_MAX_INSTANCES: u32 = 100;
 /// The last bytes of log kept per invocation record and returned with `X-Cff-Log-Type: tail`.
@@ -109,6 +179,18 @@ pub struct FunctionSpec {
     pub description: String,
     pub code_type: String,
     pub max_instance_num: u32,
+    /// Python: run once per worker before its first invocation (`module.function`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initializer_handler: Option<String>,
+    /// Python: seconds the initializer may take (1–300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initializer_timeout: Option<u32>,
+    /// Python: SHA-512 of the stored code package ("" for built-ins).
+    #[serde(default)]
+    pub code_digest: String,
+    /// Python: size of the stored code package in bytes.
+    #[serde(default)]
+    pub code_size: u64,
 }
 
 /// Clock the engine reads: the system clock, or one that follows tokio's (paused) time in tests.
@@ -196,6 +278,10 @@ pub struct FunctionService {
     /// Woken when an async invocation is queued.
     pub(crate) async_wake: Notify,
     pub(crate) lts_head: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The Python runtime, once the server installed it.
+    python: std::sync::OnceLock<PythonSetup>,
+    /// `http://host:port` of this server, handed to Python functions as their endpoints.
+    endpoint: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for FunctionService {
@@ -213,7 +299,8 @@ pub struct Loaded {
     pub spec: FunctionSpec,
     pub fref: FunctionRef,
     pub user_data: UserData,
-    pub builtin: &'static dyn Builtin,
+    /// The built-in implementation; `None` for a Python function.
+    pub builtin: Option<&'static dyn Builtin>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -313,6 +400,32 @@ impl FunctionService {
             metrics: FunctionMetrics::default(),
             async_wake: Notify::new(),
             lts_head: parts.lts_head,
+            python: std::sync::OnceLock::new(),
+            endpoint: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Installs the Python runtime (once; later calls are ignored).
+    pub fn set_python(&self, setup: PythonSetup) {
+        let _ = self.python.set(setup);
+    }
+
+    /// Sets the URL Python functions reach this server at (once).
+    pub fn set_endpoint(&self, url: String) {
+        let _ = self.endpoint.set(url);
+    }
+
+    fn python_runtime(&self) -> Result<&Arc<trailwatch_python::PythonRuntime>, String> {
+        match self.python.get() {
+            Some(PythonSetup {
+                runtime: Ok(rt), ..
+            }) => Ok(rt),
+            Some(PythonSetup {
+                runtime: Err(why), ..
+            }) => Err(format!(
+                "the Python runtime is not available on this server: {why}"
+            )),
+            None => Err("the Python runtime is not enabled on this server".into()),
         }
     }
 
@@ -354,19 +467,23 @@ impl FunctionService {
         };
         let runtime = pick_str("runtime", base.map(|(b, _)| b.runtime.as_str()))?
             .ok_or_else(|| FssError::bad("`runtime` is required"))?;
-        if !RUNTIMES.contains(&runtime.as_str()) {
-            return Err(FssError::bad(format!(
-                "runtime `{runtime}` is not available on this server; available: {}",
-                RUNTIMES.join(", ")
-            )));
+        let kind = runtime_kind(&runtime)?;
+        if let RuntimeKind::Python(_) = kind {
+            self.python_runtime().map_err(FssError::bad)?;
         }
         let handler = pick_str("handler", base.map(|(b, _)| b.handler.as_str()))?
             .ok_or_else(|| FssError::bad("`handler` is required"))?;
-        let implementation = builtin(&handler).ok_or_else(|| {
-            FssError::bad(format!(
-                "unknown handler `{handler}` for runtime builtin; built-in handlers: login_audit, log_alarm"
-            ))
-        })?;
+        let implementation = match kind {
+            RuntimeKind::Builtin => Some(builtin(&handler).ok_or_else(|| {
+                FssError::bad(format!(
+                    "unknown handler `{handler}` for runtime builtin; built-in handlers: login_audit, log_alarm"
+                ))
+            })?),
+            RuntimeKind::Python(_) => {
+                trailwatch_python::check_handler(&handler).map_err(FssError::bad)?;
+                None
+            }
+        };
         let memory_size = u32_field(m, "memory_size")?
             .or(base.map(|(b, _)| b.memory_size))
             .ok_or_else(|| FssError::bad("`memory_size` is required"))?;
@@ -412,9 +529,34 @@ impl FunctionService {
             }
             None => None,
         };
-        implementation
-            .validate_config(&user_data)
-            .map_err(|e| FssError::bad(format!("handler `{handler}`: {e}")))?;
+        if let Some(implementation) = implementation {
+            implementation
+                .validate_config(&user_data)
+                .map_err(|e| FssError::bad(format!("handler `{handler}`: {e}")))?;
+        }
+        let initializer_handler = pick_str(
+            "initializer_handler",
+            base.and_then(|(b, _)| b.initializer_handler.as_deref()),
+        )?
+        .filter(|s| !s.is_empty());
+        if let Some(init) = &initializer_handler {
+            if implementation.is_some() {
+                return Err(FssError::bad(
+                    "`initializer_handler` is only available for Python functions",
+                ));
+            }
+            trailwatch_python::check_handler(init)
+                .map_err(|e| FssError::bad(format!("`initializer_handler`: {e}")))?;
+        }
+        let initializer_timeout =
+            u32_field(m, "initializer_timeout")?.or(base.and_then(|(b, _)| b.initializer_timeout));
+        if let Some(t) = initializer_timeout
+            && !(1..=300).contains(&t)
+        {
+            return Err(FssError::bad(format!(
+                "`initializer_timeout` must be 1 to 300 seconds, got {t}"
+            )));
+        }
         let description =
             pick_str("description", base.map(|(b, _)| b.description.as_str()))?.unwrap_or_default();
         if description.chars().count() > MAX_DESCRIPTION {
@@ -450,6 +592,10 @@ impl FunctionService {
                 description,
                 code_type,
                 max_instance_num,
+                initializer_handler,
+                initializer_timeout,
+                code_digest: base.map(|(b, _)| b.code_digest.clone()).unwrap_or_default(),
+                code_size: base.map(|(b, _)| b.code_size).unwrap_or_default(),
             },
             sealed_text,
             user_data,
@@ -499,8 +645,11 @@ impl FunctionService {
             "cpu": spec.memory_size / 128 * 100 + 200,
             "timeout": spec.timeout,
             "code_type": spec.code_type,
-            "code_size": 0,
-            "digest": "",
+            "code_size": spec.code_size,
+            "digest": spec.code_digest,
+            "initializer_handler": spec.initializer_handler,
+            "initializer_timeout": spec.initializer_timeout,
+            "runtime_note": self.runtime_note(&spec.runtime),
             "version": "latest",
             "user_data": spec.user_data,
             "encrypted_user_data": row.encrypted_user_data.as_ref().map(|_| "******"),
@@ -513,8 +662,89 @@ impl FunctionService {
         })
     }
 
+    /// For a Python runtime whose version differs from the server's interpreter: what runs it.
+    fn runtime_note(&self, runtime: &str) -> Option<String> {
+        let RuntimeKind::Python(minor) = runtime_kind(runtime).ok()? else {
+            return None;
+        };
+        let rt = self.python_runtime().ok()?;
+        let version = rt.interpreter().version;
+        (version != (3, minor)).then(|| {
+            format!(
+                "{runtime} runs on this server's Python {}.{} ({})",
+                version.0,
+                version.1,
+                rt.interpreter().executable.display()
+            )
+        })
+    }
+
+    /// The code package in a create or update-code body (`func_code.file`, base64; `code_type`
+    /// `zip` (default) or `inline`), checked against the handler.
+    fn code_from_body(
+        body: &Value,
+        handler: &str,
+    ) -> Result<Option<trailwatch_python::Code>, FssError> {
+        use base64::Engine as _;
+        let Some(fc) = body.get("func_code").filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let Value::Object(fc) = fc else {
+            return Err(FssError::bad(format!(
+                "`func_code` must be an object, got {}",
+                kind(fc)
+            )));
+        };
+        let file = str_field(fc, "file")?.filter(|f| !f.trim().is_empty());
+        let Some(file) = file else {
+            if str_field(fc, "link")?.is_some_and(|l| !l.is_empty()) {
+                return Err(FssError::bad(
+                    "code from `func_code.link` (OBS) is not supported by this server; send the zip as base64 in `func_code.file`",
+                ));
+            }
+            return Ok(None);
+        };
+        let code_type = match body.get("code_type") {
+            None | Some(Value::Null) => "zip",
+            Some(Value::String(s)) => s.as_str(),
+            Some(other) => {
+                return Err(FssError::bad(format!(
+                    "`code_type` must be a string, got {}",
+                    kind(other)
+                )));
+            }
+        };
+        let kind = trailwatch_python::CodeKind::parse(code_type).ok_or_else(|| {
+            FssError::bad(format!(
+                "`code_type` `{code_type}` is not supported by this server; use `zip` or `inline`"
+            ))
+        })?;
+        let cleaned: String = file.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(cleaned.as_bytes())
+            .map_err(|e| FssError::bad(format!("`func_code.file` is not valid base64: {e}")))?;
+        let code = trailwatch_python::Code { kind, bytes };
+        code.validate(handler).map_err(FssError::bad)?;
+        Ok(Some(code))
+    }
+
     pub async fn create_function(&self, project_id: &str, body: &Value) -> Result<Value, FssError> {
-        let (spec, sealed, _) = self.spec_from_body(project_id, body, None)?;
+        let (mut spec, sealed, _) = self.spec_from_body(project_id, body, None)?;
+        let code = match runtime_kind(&spec.runtime)? {
+            RuntimeKind::Builtin => None,
+            RuntimeKind::Python(_) => {
+                let code = Self::code_from_body(body, &spec.handler)?.ok_or_else(|| {
+                    FssError::bad(format!(
+                        "runtime {} needs code: send the zip package as base64 in `func_code.file` (or `code_type` `inline` with the source)",
+                        spec.runtime
+                    ))
+                })?;
+                spec.code_digest = code.digest();
+                spec.code_size = code.bytes.len() as u64;
+                spec.code_type = code.kind.as_str().to_owned();
+                Some(code)
+            }
+        };
         let now = self.clock.now_ms();
         let row = FunctionRow {
             function_id: uuid::Uuid::new_v4().to_string(),
@@ -527,11 +757,86 @@ impl FunctionService {
             updated_at: now,
         };
         let stored = row.clone();
+        let code_row = code.map(|code| db::CodeRow {
+            kind: code.kind.as_str().to_owned(),
+            digest: spec.code_digest.clone(),
+            code: code.bytes,
+            updated_at: now,
+        });
         self.store
-            .write(move |c| db::create_function(c, &stored))
+            .write(move |c| {
+                db::create_function(c, &stored)?;
+                if let Some(code) = &code_row {
+                    db::put_code(c, &stored.function_id, code)?;
+                }
+                Ok(())
+            })
             .await
             .map_err(store_err)?;
         Ok(self.function_view(&row, &spec))
+    }
+
+    /// `PUT …/functions/{urn}/code`: replaces a Python function's code package. Workers roll
+    /// over to it: new invocations start on the new code, running ones finish on the old.
+    pub async fn update_code(
+        &self,
+        project_id: &str,
+        urn: &str,
+        body: &Value,
+    ) -> Result<Value, FssError> {
+        let f = self.lookup(project_id, urn).await?;
+        if f.builtin.is_some() {
+            return Err(FssError::bad(
+                "a built-in function has no code package; only Python functions take code",
+            ));
+        }
+        let code = Self::code_from_body(body, &f.spec.handler)?.ok_or_else(|| {
+            FssError::bad("`func_code.file` (the base64 zip package) is required")
+        })?;
+        let mut spec = f.spec.clone();
+        spec.code_digest = code.digest();
+        spec.code_size = code.bytes.len() as u64;
+        spec.code_type = code.kind.as_str().to_owned();
+        let config = serde_json::to_string(&spec).map_err(|e| FssError::internal(e.to_string()))?;
+        let now = self.clock.now_ms();
+        let id = f.row.function_id.clone();
+        let sealed = f.row.encrypted_user_data.clone();
+        let row = db::CodeRow {
+            kind: code.kind.as_str().to_owned(),
+            digest: spec.code_digest.clone(),
+            code: code.bytes,
+            updated_at: now,
+        };
+        self.store
+            .write(move |c| {
+                db::update_function(c, &id, &config, sealed.as_deref(), now)?;
+                db::put_code(c, &id, &row)
+            })
+            .await
+            .map_err(store_err)?;
+        let mut row = f.row;
+        row.updated_at = now;
+        Ok(self.code_view(&row, &spec, None))
+    }
+
+    /// `GET …/functions/{urn}/code`: the code package (base64) and its digest.
+    pub async fn get_code(&self, project_id: &str, urn: &str) -> Result<Value, FssError> {
+        use base64::Engine as _;
+        let f = self.lookup(project_id, urn).await?;
+        let id = f.row.function_id.clone();
+        let code = self
+            .store
+            .read(move |c| db::code(c, &id))
+            .await
+            .map_err(store_err)?;
+        let file = code.map(|c| base64::engine::general_purpose::STANDARD.encode(c.code));
+        Ok(self.code_view(&f.row, &f.spec, file))
+    }
+
+    fn code_view(&self, row: &FunctionRow, spec: &FunctionSpec, file: Option<String>) -> Value {
+        let mut v = self.function_view(row, spec);
+        v["func_code"] = json!({"file": file.unwrap_or_default(), "link": ""});
+        v
     }
 
     /// Resolves an API path's function reference to its row and spec.
@@ -579,9 +884,18 @@ impl FunctionService {
             let enc = self.open_user_data(sealed)?;
             user_data = merge(&user_data, &enc).map_err(FssError::internal)?;
         }
-        let implementation = builtin(&spec.handler).ok_or_else(|| {
-            FssError::internal(format!("handler `{}` is no longer available", spec.handler))
-        })?;
+        let implementation = match runtime_kind(&spec.runtime) {
+            Ok(RuntimeKind::Builtin) => Some(builtin(&spec.handler).ok_or_else(|| {
+                FssError::internal(format!("handler `{}` is no longer available", spec.handler))
+            })?),
+            Ok(RuntimeKind::Python(_)) => None,
+            Err(e) => {
+                return Err(FssError::internal(format!(
+                    "stored runtime is no longer available: {}",
+                    e.message
+                )));
+            }
+        };
         let fref = FunctionRef {
             project_id: row.project_id.clone(),
             package: row.package.clone(),
@@ -609,11 +923,29 @@ impl FunctionService {
         body: &Value,
     ) -> Result<Value, FssError> {
         let f = self.lookup(project_id, urn).await?;
-        let (spec, sealed, _) = self.spec_from_body(
+        // Code changes go through their own API, so a config update never half-replaces code.
+        if body.get("func_code").is_some_and(|v| !v.is_null()) {
+            return Err(FssError::bad(
+                "`func_code` cannot be changed with the configuration; use PUT …/functions/{urn}/code",
+            ));
+        }
+        let (mut spec, sealed, _) = self.spec_from_body(
             project_id,
             body,
             Some((&f.spec, f.row.encrypted_user_data.as_deref())),
         )?;
+        if !f.spec.code_digest.is_empty() {
+            // The stored package decides its code type, not a configuration field.
+            spec.code_type = f.spec.code_type.clone();
+        }
+        if matches!(runtime_kind(&spec.runtime)?, RuntimeKind::Python(_))
+            && spec.code_digest.is_empty()
+        {
+            return Err(FssError::bad(format!(
+                "runtime {} needs code: upload it first with PUT …/functions/{{urn}}/code",
+                spec.runtime
+            )));
+        }
         let config = serde_json::to_string(&spec).map_err(|e| FssError::internal(e.to_string()))?;
         let now = self.clock.now_ms();
         let id = f.row.function_id.clone();
@@ -646,6 +978,9 @@ impl FunctionService {
             .map_err(store_err)?;
         if let Ok(mut slots) = self.slots.lock() {
             slots.remove(&row.function_id);
+        }
+        if let Ok(rt) = self.python_runtime() {
+            rt.forget(&row.function_id);
         }
         Ok(())
     }
@@ -1134,6 +1469,9 @@ impl FunctionService {
         event: &Value,
         request_id: &str,
     ) -> InvocationResult {
+        let Some(implementation) = f.builtin else {
+            return self.execute_python(f, event, request_id).await;
+        };
         let started = Instant::now();
         let timeout = std::time::Duration::from_secs(u64::from(f.spec.timeout));
         let ctx = Context {
@@ -1151,7 +1489,7 @@ impl FunctionService {
                 .now()
                 .to_rfc3339_opts(SecondsFormat::Millis, true)
         )];
-        let outcome: Outcome = f.builtin.invoke(&ctx, event);
+        let outcome: Outcome = implementation.invoke(&ctx, event);
         log.extend(outcome.log.iter().cloned());
         let mut result = outcome.result;
         if result.is_ok() && !outcome.effects.is_empty() {
@@ -1191,6 +1529,163 @@ impl FunctionService {
             status,
             duration_ms,
         }
+    }
+
+    /// The environment of a Python function's workers (FunctionGraph's `RUNTIME_*` variables,
+    /// its user data, and this server's endpoints). Nothing else of the server's environment
+    /// reaches the worker.
+    fn python_env(&self, f: &Loaded) -> Vec<(String, String)> {
+        let spec = &f.spec;
+        let endpoint = self.endpoint.get().cloned().unwrap_or_default();
+        let mut env: Vec<(String, String)> = vec![
+            ("RUNTIME_FUNC_NAME".into(), spec.func_name.clone()),
+            ("RUNTIME_PACKAGE".into(), spec.package.clone()),
+            ("RUNTIME_PROJECT_ID".into(), f.row.project_id.clone()),
+            ("RUNTIME_FUNC_VERSION".into(), "latest".into()),
+            ("RUNTIME_MEMORY".into(), spec.memory_size.to_string()),
+            (
+                "RUNTIME_CPU".into(),
+                (spec.memory_size / 128 * 100 + 200).to_string(),
+            ),
+            ("RUNTIME_TIMEOUT".into(), spec.timeout.to_string()),
+            ("RUNTIME_HANDLER".into(), spec.handler.clone()),
+            ("RUNTIME_USERDATA".into(), f.user_data.to_json_string()),
+            ("RUNTIME_REGION".into(), self.region.clone()),
+            ("TRAILWATCH_ENDPOINT".into(), endpoint.clone()),
+            ("SMN_ENDPOINT".into(), endpoint.clone()),
+            ("CTS_ENDPOINT".into(), endpoint.clone()),
+            ("FUNCTIONGRAPH_ENDPOINT".into(), endpoint),
+        ];
+        // FunctionGraph also exposes environment variables (user data) as process environment;
+        // they cannot replace the runtime's own variables.
+        let reserved = |k: &str| {
+            k.starts_with("RUNTIME_")
+                || k.starts_with("TRAILWATCH_")
+                || k.ends_with("_ENDPOINT")
+                || matches!(k, "PATH" | "HOME" | "TMPDIR" | "LANG")
+                || k.starts_with("PYTHON")
+                || k.starts_with("LD_")
+        };
+        for (k, v) in f.user_data.iter() {
+            if !reserved(k) && !k.contains('=') && !k.contains('\0') && !v.contains('\0') {
+                env.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        env
+    }
+
+    /// Runs a Python function once (the caller holds a slot).
+    async fn execute_python(
+        &self,
+        f: &Loaded,
+        event: &Value,
+        request_id: &str,
+    ) -> InvocationResult {
+        let started = Instant::now();
+        let now = || {
+            self.clock
+                .now()
+                .to_rfc3339_opts(SecondsFormat::Millis, true)
+        };
+        let mut log = vec![format!(
+            "{} Start invoke request '{request_id}', version: latest",
+            now()
+        )];
+        let timeout = std::time::Duration::from_secs(u64::from(f.spec.timeout));
+        let result: Result<Value, String> = match self.python_runtime() {
+            Err(e) => {
+                log.push(format!("ERROR {e}"));
+                Err(e)
+            }
+            Ok(rt) => match self.python_credentials(f).await {
+                Err(e) => {
+                    log.push(format!("ERROR {e}"));
+                    Err(e)
+                }
+                Ok(credentials) => {
+                    let setup = trailwatch_python::FunctionSetup {
+                        function_id: f.row.function_id.clone(),
+                        code_digest: f.spec.code_digest.clone(),
+                        handler: f.spec.handler.clone(),
+                        initializer: f.spec.initializer_handler.clone(),
+                        initializer_timeout: std::time::Duration::from_secs(u64::from(
+                            f.spec.initializer_timeout.unwrap_or(f.spec.timeout),
+                        )),
+                        memory_mb: f.spec.memory_size,
+                        max_workers: f.spec.max_instance_num as usize,
+                        env: self.python_env(f),
+                    };
+                    let invocation = trailwatch_python::Invocation {
+                        request_id: request_id.to_owned(),
+                        event: event.clone(),
+                        timeout,
+                        credentials,
+                        alias: String::new(),
+                    };
+                    let store = self.store.clone();
+                    let id = f.row.function_id.clone();
+                    let load = move || async move {
+                        let row = store
+                            .read(move |c| db::code(c, &id))
+                            .await
+                            .map_err(|e| format!("loading the code package failed: {e}"))?
+                            .ok_or_else(|| "the function has no code package".to_owned())?;
+                        let kind = trailwatch_python::CodeKind::parse(&row.kind)
+                            .ok_or_else(|| format!("stored code kind `{}` is unknown", row.kind))?;
+                        Ok(trailwatch_python::Code {
+                            kind,
+                            bytes: row.code,
+                        })
+                    };
+                    let outcome = rt.invoke(&setup, load, &invocation).await;
+                    if !outcome.log.is_empty() {
+                        log.push(outcome.log.trim_end().to_owned());
+                    }
+                    outcome.result
+                }
+            },
+        };
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (status, result_text) = match &result {
+            Ok(Value::String(s)) => (200, s.clone()),
+            Ok(v) => (200, v.to_string()),
+            Err(e) => (500, json!({"errorMessage": e}).to_string()),
+        };
+        log.push(format!(
+            "{} Finish invoke request '{request_id}', duration: {duration_ms:.3}ms, billing duration: {}ms, memory used: 0MB, billing memory: {}MB",
+            now(),
+            duration_ms.ceil() as u64,
+            f.spec.memory_size
+        ));
+        InvocationResult {
+            request_id: request_id.to_owned(),
+            result: result_text,
+            log: log.join("\n"),
+            status,
+            duration_ms,
+        }
+    }
+
+    /// `context.getToken()` for this invocation: a token of the function's agency, valid for
+    /// the invocation's timeout plus 10 minutes; empty without an agency.
+    async fn python_credentials(
+        &self,
+        f: &Loaded,
+    ) -> Result<trailwatch_python::Credentials, String> {
+        let Some(agency) = &f.spec.xrole else {
+            return Ok(trailwatch_python::Credentials::default());
+        };
+        let Some(setup) = self.python.get() else {
+            return Err("the Python runtime is not enabled on this server".into());
+        };
+        let ttl_ms = (i64::from(f.spec.timeout) + 600) * 1000;
+        let token = (setup.minter)(f.row.project_id.clone(), agency.clone(), ttl_ms)
+            .await
+            .map_err(|e| format!("cannot assume agency `{agency}`: {e}"))?;
+        Ok(trailwatch_python::Credentials {
+            token,
+            ..Default::default()
+        })
     }
 
     async fn apply_effects(

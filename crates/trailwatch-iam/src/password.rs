@@ -1,7 +1,9 @@
 //! Password hashing (argon2id, PHC strings) and the password policy.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore as _;
 
 /// Shortest acceptable password, in characters.
@@ -35,29 +37,82 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default())
 }
 
+thread_local! {
+    /// argon2's working memory (19 MiB with the default cost), kept for the thread's next run.
+    /// Allocating it per run made the allocator keep a growing set of 19 MiB blocks around
+    /// (the server's memory grew with each login); reused, it is one block per hashing thread.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `argon` over `password` and `salt` into `out`, in this thread's reused working memory.
+fn hash_into(
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    let blocks = argon.params().block_count();
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+    })
+}
+
 /// Hashes `password` with a fresh random salt and returns the PHC string (`$argon2id$v=19$…`).
 ///
 /// Does not apply the policy; call [`check_password_policy`] first when setting a password.
 pub fn hash_password(password: &str) -> Result<String, PasswordError> {
+    let err = |e: &dyn std::fmt::Display| PasswordError::Hash(e.to_string());
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+    let salt_b64 = SaltString::encode_b64(&salt).map_err(|e| err(&e))?;
+    let argon = hasher();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    hash_into(&argon, password.as_bytes(), &salt, &mut out).map_err(|e| err(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| err(&e))?,
+        salt: Some(salt_b64.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| err(&e))?),
+    };
+    Ok(phc.to_string())
 }
 
 /// True if `password` matches the PHC string `phc`; false on mismatch or a malformed PHC string.
 ///
 /// Cost parameters come from `phc` itself, so old hashes keep verifying after a parameter change.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    if hash_into(&argon, password.as_bytes(), salt, &mut out).is_err() {
+        return false;
     }
+    // `Output` compares in constant time.
+    Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 /// Checks the password policy: between [`MIN_PASSWORD_CHARS`] and [`MAX_PASSWORD_CHARS`]
@@ -89,6 +144,42 @@ mod tests {
         assert!(verify_password("correct horse battery", &phc));
         assert!(!verify_password("correct horse batterY", &phc));
         assert!(!verify_password("", &phc));
+    }
+
+    /// The hashes are the argon2 crate's own: each side verifies the other's PHC strings.
+    #[test]
+    fn interoperates_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash_password("interop password").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            hasher()
+                .verify_password(b"interop password", &parsed)
+                .is_ok()
+        );
+        assert!(
+            hasher()
+                .verify_password(b"interop passworD", &parsed)
+                .is_err()
+        );
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = hasher()
+            .hash_password(b"interop password", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("interop password", &theirs));
+        assert!(!verify_password("interop passworD", &theirs));
+        // Other cost parameters come from the string itself.
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"interop password", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify_password("interop password", &cheap));
+        assert!(!verify_password("other", &cheap));
     }
 
     #[test]

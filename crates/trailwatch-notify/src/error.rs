@@ -134,6 +134,8 @@ pub mod codes {
     pub const SUBSCRIPTION_INVALID: &str = "SMN.0043";
     /// 403: a template has more than 90 distinct variables.
     pub const TOO_MANY_TEMPLATE_VARIABLES: &str = "SMN.0075";
+    /// The endpoint is an internal address the outbound policy refuses (403).
+    pub const INTERNAL_ENDPOINT: &str = "SMN.0069";
     /// 404: no `default`-protocol template of that name to fall back to.
     pub const DEFAULT_TEMPLATE_NOT_FOUND: &str = "SMN.0076";
     /// A template with this name and protocol exists already.

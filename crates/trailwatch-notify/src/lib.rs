@@ -57,6 +57,7 @@
 pub mod error;
 pub mod model;
 pub mod notification;
+pub mod outbound;
 mod outbox;
 pub mod publish;
 pub mod retry;

@@ -48,6 +48,9 @@ impl OutboxState {
             .connect_timeout(config.connect_timeout)
             .timeout(config.response_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(crate::outbound::PolicyResolver {
+                policy: Arc::new(config.outbound.clone()),
+            }))
             .user_agent("trailwatch-smn/1");
         if let Some(pem) = &config.extra_ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)
@@ -412,6 +415,11 @@ impl Notifier {
     }
 
     async fn send_http(&self, d: &DueDelivery, body: &NotificationBody) -> Result<String, Failure> {
+        // Literal addresses never reach the resolver; names are checked there, at connect time.
+        self.config
+            .outbound
+            .check_url(&d.endpoint)
+            .map_err(|r| Failure::Permanent(r.to_string()))?;
         let json = body.to_json(&self.signer, &self.signing_cert_url());
         let mut request = self
             .outbox
@@ -454,6 +462,9 @@ impl Notifier {
                 }
             }
             Err(e) if e.is_builder() => Err(Failure::Permanent(format!("invalid request: {e}"))),
+            Err(e) if with_causes(&e).contains(crate::outbound::REFUSED_MARK) => {
+                Err(Failure::Permanent(with_causes(&e)))
+            }
             Err(e) => Err(Failure::Retriable(format!(
                 "{}: {}",
                 if e.is_timeout() {
@@ -532,6 +543,10 @@ impl Notifier {
             t.replace("{to}", to).replace("{message}", &msg)
         };
         let url = fill(&sms.url, false);
+        self.config
+            .outbound
+            .check_url(&url)
+            .map_err(|r| Failure::Permanent(format!("SMS gateway: {r}")))?;
         let method =
             reqwest::Method::from_bytes(sms.method.as_bytes()).unwrap_or(reqwest::Method::POST);
         let mut request = self.outbox.http.request(method, &url);

@@ -86,6 +86,8 @@ pub struct NotifyConfig {
     pub concurrency: usize,
     /// How long a confirmation link is valid.
     pub confirm_ttl_ms: i64,
+    /// Which addresses HTTP(S) subscribers and the SMS gateway may be reached at.
+    pub outbound: crate::outbound::OutboundPolicy,
 }
 
 impl NotifyConfig {
@@ -101,6 +103,7 @@ impl NotifyConfig {
             extra_ca_pem: None,
             concurrency: 64,
             confirm_ttl_ms: 48 * 3600 * 1000,
+            outbound: crate::outbound::OutboundPolicy::default(),
         }
     }
 }
@@ -432,6 +435,14 @@ impl Notifier {
     ) -> Result<(SubscriptionUrn, Subscription, bool), SmnError> {
         let protocol = Protocol::parse(protocol)?;
         let endpoint = Endpoint::parse(protocol, endpoint)?;
+        if matches!(protocol, Protocol::Http | Protocol::Https)
+            && let Err(refused) = self.config.outbound.check_url(endpoint.as_str())
+        {
+            return Err(SmnError::forbidden(
+                codes::INTERNAL_ENDPOINT,
+                format!("The endpoint is not allowed: {refused}."),
+            ));
+        }
         crate::model::check_remark(remark)?;
         let headers = match headers {
             Some(h) => ExtensionHeaders::parse(h)?,

@@ -63,6 +63,9 @@ async fn stale_due_list_sends_a_delivery_twice() {
     let store = Store::open(StoreOptions::new(dir.path())).unwrap();
     let mut cfg = NotifyConfig::new("local", "http://127.0.0.1:1");
     cfg.concurrency = 1;
+    // The receiver listens on loopback, which the default outbound policy refuses.
+    cfg.outbound =
+        trailwatch_notify::outbound::OutboundPolicy::new(&["127.0.0.0/8".into()], &[]).unwrap();
     let notifier =
         Notifier::new(store.clone(), cfg, Signer::generate("x").unwrap(), [7; 32]).unwrap();
     let (port, hits) = receiver().await;
@@ -161,7 +164,7 @@ async fn other_project_deletes_subscription_by_crafted_urn() {
             a,
             &topic.to_string(),
             "http",
-            "http://127.0.0.1:9/x",
+            "http://10.9.9.9:9/x",
             "",
             None,
         )

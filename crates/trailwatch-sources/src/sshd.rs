@@ -34,7 +34,8 @@
 //!
 //! A session produces at most one `logout`: the first of its closing messages closes it, the
 //! later ones find no open session and are skipped. Sessions are tracked by (host, pid) within
-//! one call.
+//! one call, or across calls with [`parse_syslog_continued`] / [`parse_journald_json_continued`]
+//! (a tailer's pieces; the collector keeps them in its checkpoint).
 //!
 //! # Problems
 //!
@@ -81,7 +82,34 @@ const MAX_REPEAT: u64 = 10_000;
 /// lines. `host_default` names the host for lines without one; `reference` fixes the year of
 /// RFC 3164 timestamps (see the module docs).
 pub fn parse_syslog(text: &str, host_default: Option<&str>, reference: DateTime<Utc>) -> Parsed {
+    parse_syslog_continued(text, host_default, reference, &mut Vec::new())
+}
+
+/// An authenticated session still open after a call, carried into the next one: a tailer
+/// (`trailwatch collect`) parses a log in pieces, and a `logout` needs the `login` of its pid,
+/// which may have been in an earlier piece (or before a restart, so it is serializable).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenSession {
+    pub host: String,
+    pub pid: u32,
+    pub user: String,
+    pub ip: IpAddr,
+}
+
+/// Most open sessions carried between calls; beyond it the lowest (host, pid) are dropped, so
+/// sessions whose close was never logged (a crashed host) cannot grow the state without end.
+pub const MAX_OPEN_SESSIONS: usize = 4096;
+
+/// [`parse_syslog`] on one piece of a longer log: `sessions` holds the sessions open before
+/// `text` and, on return, those open after it. Problem line numbers are relative to `text`.
+pub fn parse_syslog_continued(
+    text: &str,
+    host_default: Option<&str>,
+    reference: DateTime<Utc>,
+    sessions: &mut Vec<OpenSession>,
+) -> Parsed {
     let mut st = State::new(reference);
+    st.load_sessions(sessions);
     for (i, raw) in text.split('\n').enumerate() {
         let line_no = i as u64 + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -114,13 +142,21 @@ pub fn parse_syslog(text: &str, host_default: Option<&str>, reference: DateTime<
             Err(reason) => st.problem(line_no, reason),
         }
     }
+    st.save_sessions(sessions);
     st.out
 }
 
 /// Parse `journalctl -o json` output: one JSON object per line. Records whose
 /// `SYSLOG_IDENTIFIER` (or, without it, `_COMM`) is not `sshd` / `sshd-session` are skipped.
 pub fn parse_journald_json(text: &str) -> Parsed {
+    parse_journald_json_continued(text, &mut Vec::new())
+}
+
+/// [`parse_journald_json`] on one piece of a longer stream, with the open `sessions` carried
+/// in and out as in [`parse_syslog_continued`].
+pub fn parse_journald_json_continued(text: &str, sessions: &mut Vec<OpenSession>) -> Parsed {
     let mut st = State::new(DateTime::<Utc>::UNIX_EPOCH);
+    st.load_sessions(sessions);
     for (i, raw) in text.split('\n').enumerate() {
         let line_no = i as u64 + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -177,6 +213,7 @@ pub fn parse_journald_json(text: &str) -> Parsed {
         };
         st.message(&rec, message);
     }
+    st.save_sessions(sessions);
     st.out
 }
 
@@ -239,6 +276,32 @@ impl State {
             out: Parsed::default(),
             years: YearCache::new(reference),
             sessions: HashMap::new(),
+        }
+    }
+
+    fn load_sessions(&mut self, sessions: &[OpenSession]) {
+        for s in sessions {
+            let session = Session {
+                user: s.user.clone(),
+                ip: s.ip,
+            };
+            self.sessions.insert((s.host.clone(), s.pid), session);
+        }
+    }
+
+    /// Sorted, so that the same input always gives the same saved state.
+    fn save_sessions(&mut self, out: &mut Vec<OpenSession>) {
+        out.clear();
+        out.extend(self.sessions.drain().map(|((host, pid), s)| OpenSession {
+            host,
+            pid,
+            user: s.user,
+            ip: s.ip,
+        }));
+        out.sort_by(|a, b| (&a.host, a.pid).cmp(&(&b.host, b.pid)));
+        if out.len() > MAX_OPEN_SESSIONS {
+            let excess = out.len() - MAX_OPEN_SESSIONS;
+            out.drain(..excess);
         }
     }
 
@@ -769,6 +832,33 @@ fn skip_sd(s: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn sessions_carry_from_one_piece_of_a_log_to_the_next() {
+        let reference = at(2026, 11, 25, 12, 0, 0);
+        let login = "Nov 25 10:00:01 web sshd[100]: Accepted password for alice from 10.0.0.5 port 1 ssh2\n";
+        let close = "Nov 25 10:00:09 web sshd[100]: pam_unix(sshd:session): session closed for user alice\n";
+        let whole = parse_syslog(&format!("{login}{close}"), None, reference);
+        let mut sessions = Vec::new();
+        let first = parse_syslog_continued(login, None, reference, &mut sessions);
+        assert_eq!(
+            sessions,
+            [OpenSession {
+                host: "web".into(),
+                pid: 100,
+                user: "alice".into(),
+                ip: "10.0.0.5".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            }]
+        );
+        let second = parse_syslog_continued(close, None, reference, &mut sessions);
+        assert!(sessions.is_empty());
+        // In pieces, the same traces (and ids) as in one call.
+        let pieces: Vec<Value> = first.traces.into_iter().chain(second.traces).collect();
+        assert_eq!(pieces, whole.traces);
+        assert_eq!(pieces.len(), 2);
+        // Without the carried session, the close is not a logout.
+        assert!(parse_syslog(close, None, reference).traces.is_empty());
+    }
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s)

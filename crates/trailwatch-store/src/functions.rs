@@ -14,6 +14,10 @@
 //! - `fgs_timer_state`: the last tick a timer trigger fired for, so a restart neither repeats
 //!   nor loses ticks (the missed-tick policy is the service's).
 //! - `cts_notifications`: CTS key-event notifications (§2.3) as JSON.
+//! - `fgs_code`: the code package of a function of a code runtime (Python): `kind` `zip` or
+//!   `inline`, the bytes as uploaded (decoded from base64) and their SHA-512 `digest`; one row
+//!   per function, replaced by a code update, deleted with the function. The runtime extracts
+//!   it into a working directory on demand, so the database is the only durable copy.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -80,6 +84,13 @@ CREATE TABLE IF NOT EXISTS fgs_stats (
 CREATE TABLE IF NOT EXISTS fgs_timer_state (
     trigger_id TEXT PRIMARY KEY REFERENCES fgs_triggers(trigger_id) ON DELETE CASCADE,
     last_tick  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fgs_code (
+    function_id TEXT PRIMARY KEY REFERENCES fgs_functions(function_id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    code        BLOB NOT NULL,
+    digest      TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cts_notifications (
     notification_id TEXT PRIMARY KEY,
@@ -300,6 +311,55 @@ pub fn update_function(
     Ok(n == 1)
 }
 
+/// A function's stored code package.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    /// `zip` or `inline`.
+    pub kind: String,
+    pub code: Vec<u8>,
+    /// SHA-512 of `code`, hex.
+    pub digest: String,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for CodeRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeRow")
+            .field("kind", &self.kind)
+            .field("len", &self.code.len())
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+/// Stores (or replaces) a function's code package.
+pub fn put_code(c: &Connection, function_id: &str, row: &CodeRow) -> Result<()> {
+    c.execute(
+        "INSERT INTO fgs_code(function_id, kind, code, digest, updated_at) VALUES (?1,?2,?3,?4,?5)
+         ON CONFLICT(function_id) DO UPDATE SET kind = excluded.kind, code = excluded.code,
+             digest = excluded.digest, updated_at = excluded.updated_at",
+        params![function_id, row.kind, row.code, row.digest, row.updated_at],
+    )?;
+    Ok(())
+}
+
+/// A function's code package, if it has one.
+pub fn code(c: &Connection, function_id: &str) -> Result<Option<CodeRow>> {
+    Ok(c.query_row(
+        "SELECT kind, code, digest, updated_at FROM fgs_code WHERE function_id = ?1",
+        params![function_id],
+        |r| {
+            Ok(CodeRow {
+                kind: r.get(0)?,
+                code: r.get(1)?,
+                digest: r.get(2)?,
+                updated_at: r.get(3)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
 /// Deletes a function with its triggers, timer state and statistics; false when absent.
 /// The trace-log cursor of a CTS trigger.
 pub fn cts_cursor(trigger_id: &str) -> String {
@@ -334,6 +394,10 @@ pub fn delete_function(c: &Connection, function_id: &str) -> Result<bool> {
     }
     c.execute(
         "DELETE FROM fgs_stats WHERE function_id = ?1",
+        params![function_id],
+    )?;
+    c.execute(
+        "DELETE FROM fgs_code WHERE function_id = ?1",
         params![function_id],
     )?;
     let n = c.execute(

@@ -94,6 +94,40 @@ pub enum Command {
     /// Import traces from elsewhere into the trace log.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Follow log files (and journald) as they grow and send their records as traces, with
+    /// durable checkpoints and a disk spool while the server is unreachable.
+    Collect(Box<CollectArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// A file of `[[source]]` blocks (as in the server configuration, without `project_id`).
+    #[arg(long, conflicts_with_all = ["kind", "path", "name", "host"])]
+    pub config: Option<PathBuf>,
+    /// Where checkpoints and spooled batches are kept.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// One source from flags: sshd, journald, cloudtrail, windows-security or k8s-audit.
+    #[arg(long, required_unless_present = "config")]
+    pub kind: Option<String>,
+    /// The file to follow (all kinds but journald).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// The source's name (keys its checkpoint).
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// sshd: the host name for lines that carry none.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Without a checkpoint, start at the end (only new records) instead of the beginning.
+    #[arg(long)]
+    pub start_at_end: bool,
+    /// journald: a unit to follow (repeatable), e.g. ssh.
+    #[arg(long)]
+    pub unit: Vec<String>,
+    /// journald: a field match (repeatable), e.g. _COMM=sshd.
+    #[arg(long = "match")]
+    pub matches: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +147,22 @@ pub enum ImportCommand {
     WindowsSecurity(ImportFilesArgs),
     /// Kubernetes audit events (JSON Lines).
     K8sAudit(ImportFilesArgs),
+    /// Windows Security events from binary .evtx files (mapped as windows-security).
+    Evtx(ImportFilesArgs),
+    /// Any JSON Lines login log (Keycloak, Okta, …) with a field mapping.
+    Json(ImportJsonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportJsonArgs {
+    #[command(flatten)]
+    pub files: ImportFilesArgs,
+    /// A TOML file with the mapping (the fields of "Generic JSON" in docs/specs/sources.md).
+    #[arg(long, conflicts_with = "preset", required_unless_present = "preset")]
+    pub mapping: Option<PathBuf>,
+    /// A built-in mapping instead of a file: keycloak or okta.
+    #[arg(long, value_parser = ["keycloak", "okta"])]
+    pub preset: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ pub use resources::{
 };
 
 mod resources;
+pub mod sources;
 
 pub const CURRENT_VERSION: i64 = 1;
 
@@ -30,6 +31,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "topics",
     "agencies",
     "functions",
+    "source",
+    "python",
+    "outbound",
 ];
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -44,6 +48,39 @@ pub struct Config {
     pub archive: ArchiveSection,
     /// Topics, agencies and functions declared in the file, applied at start.
     pub resources: Resources,
+    /// `[[source]]`: log files and journald followed by the server (`trailwatch-collect`).
+    pub sources: Vec<trailwatch_collect::SourceConfig>,
+    /// `[python]`: the Python function runtime.
+    pub python: PythonSection,
+    /// `[outbound]`: where HTTP(S) subscribers and the SMS gateway may be reached.
+    pub outbound: OutboundSection,
+}
+
+/// `[outbound]`: addresses added to the default refusals (`deny`) or exempted from them
+/// (`allow`), as CIDR ranges or single addresses. See `trailwatch_notify::outbound`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSection {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+/// `[python]`: the interpreter Python functions run on. (Not `[functions]`: that name is the
+/// `[[functions]]` array of declared functions.)
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PythonSection {
+    /// `python3` on `PATH`, or a virtualenv's `bin/python` whose packages every function can
+    /// import (a runtime-wide virtualenv).
+    pub interpreter: std::path::PathBuf,
+}
+
+impl Default for PythonSection {
+    fn default() -> Self {
+        PythonSection {
+            interpreter: std::path::PathBuf::from("python3"),
+        }
+    }
 }
 
 /// `[notify]`: delivery of notifications.
@@ -161,6 +198,9 @@ pub struct StorageSection {
     pub durability: Durability,
     /// Delete traces from the local log this many days after ingest; 0 keeps them forever.
     pub trace_retention_days: u32,
+    /// How many acknowledged traces the query index may trail the log by while ingest is busy
+    /// (queries scan that tail, so it bounds their extra cost).
+    pub index_max_lag: u64,
 }
 
 impl Default for StorageSection {
@@ -168,6 +208,7 @@ impl Default for StorageSection {
         StorageSection {
             durability: Durability::Full,
             trace_retention_days: 0,
+            index_max_lag: 200_000,
         }
     }
 }
@@ -397,7 +438,7 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             src,
             &table,
             "storage",
-            &["durability", "trace_retention_days"],
+            &["durability", "trace_retention_days", "index_max_lag"],
             &mut errors,
         ),
         iam: section(src, &table, "iam", &["token_ttl_hours"], &mut errors),
@@ -426,9 +467,13 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
             &mut errors,
         ),
         resources: Resources::default(),
+        sources: Vec::new(),
+        python: section(src, &table, "python", &["interpreter"], &mut errors),
+        outbound: section(src, &table, "outbound", &["allow", "deny"], &mut errors),
     };
     validate(src, &config, &mut errors);
     config.resources = resources::parse(src, &table, &config, &mut errors);
+    config.sources = sources::parse(src, &table, false, &mut errors);
     if errors.is_empty() {
         Ok(config)
     } else {
@@ -463,6 +508,14 @@ fn objects_section(
 }
 
 fn validate(src: &str, c: &Config, errors: &mut Vec<ConfigError>) {
+    if let Err(e) =
+        trailwatch_notify::outbound::OutboundPolicy::new(&c.outbound.allow, &c.outbound.deny)
+    {
+        errors.push(ConfigError {
+            location: location(src, Some("outbound"), None),
+            message: e,
+        });
+    }
     if !(1..=3600).contains(&c.archive.transfer_cycle_seconds) {
         errors.push(ConfigError {
             location: location(src, Some("archive"), Some("transfer_cycle_seconds")),
@@ -609,6 +662,21 @@ mod tests {
         assert_eq!(errors[0].location, "line 2, [storage] durability");
         assert!(errors[0].message.contains("sometimes"), "{errors:?}");
         assert_eq!(errors[1].location, "line 3, [storage] trace_retention_days");
+    }
+
+    #[test]
+    fn python_section_names_the_interpreter() {
+        assert_eq!(
+            parse("").unwrap().python.interpreter,
+            std::path::PathBuf::from("python3")
+        );
+        let c = parse("[python]\ninterpreter = \"/opt/fn-venv/bin/python\"\n").unwrap();
+        assert_eq!(
+            c.python.interpreter,
+            std::path::PathBuf::from("/opt/fn-venv/bin/python")
+        );
+        let errors = parse("[python]\nversion = \"3.11\"\n").unwrap_err();
+        assert_eq!(errors[0].location, "line 2, [python] version", "{errors:?}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod apply;
 mod archive_cli;
 mod cli;
+mod collect_cli;
 mod config;
 mod connect;
 mod functions_cli;
@@ -151,6 +152,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Import(ImportCommand::K8sAudit(args)) => {
             sources_cli::import(&cli.connection, sources_cli::Format::K8sAudit, args).await
         }
+        Command::Import(ImportCommand::Evtx(args)) => {
+            sources_cli::import(&cli.connection, sources_cli::Format::Evtx, args).await
+        }
+        Command::Import(ImportCommand::Json(args)) => {
+            sources_cli::import_json(&cli.connection, args).await
+        }
+        Command::Collect(args) => collect_cli::collect(&cli.connection, args).await,
     }
 }
 
@@ -159,6 +167,9 @@ fn check_config(file: &std::path::Path) -> bool {
         Ok(config) => {
             println!("{}: ok", file.display());
             let r = &config.resources;
+            if !config.sources.is_empty() {
+                println!("declares {} source(s)", config.sources.len());
+            }
             if !r.is_empty() {
                 let subscriptions: usize = r.topics.iter().map(|t| t.subscriptions.len()).sum();
                 let triggers: usize = r.functions.iter().map(|f| f.triggers.len()).sum();
@@ -210,6 +221,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let mut options = ServerOptions::new(&config.server.data_dir);
     options.durability = config.storage.durability;
+    options.index_max_lag = config.storage.index_max_lag;
     options.api.max_body_bytes = config.server.max_body_bytes;
     options.api.region = config.server.region.clone();
     options.api.public_url = config
@@ -219,9 +231,13 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{local}"));
     options.token_ttl_ms = i64::from(config.iam.token_ttl_hours) * 3_600_000;
     options.retention_days = Some(config.storage.trace_retention_days).filter(|d| *d > 0);
-    options.notify = notify_config(&config.notify)?;
+    options.notify = notify_config(&config.notify, &config.outbound)?;
     options.objects = config.objects.clone();
+    if let Some(trailwatch_archive::ObjectStoreConfig::S3 { endpoint, .. }) = &options.objects {
+        check_s3_endpoint(&options.notify.outbound, endpoint).await?;
+    }
     options.archive_cycle = std::time::Duration::from_secs(config.archive.transfer_cycle_seconds);
+    options.python = config.python.interpreter.clone();
     // The S3 secret may come from the environment instead of the file.
     if let (
         Some(trailwatch_archive::ObjectStoreConfig::S3 {
@@ -239,7 +255,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         admin_access_key: env_secret("TRAILWATCH_ADMIN_AK"),
         admin_secret_key: env_secret("TRAILWATCH_ADMIN_SK").map(Secret::new),
     };
-    if config.resources.is_empty() {
+    if config.resources.is_empty() && config.sources.is_empty() {
         // Print the bound address on stdout so that scripts (and tests) using port 0 can find it.
         println!("listening on http://{local}");
         return trailwatch_api::server::run(listener, options, shutdown_signal())
@@ -253,7 +269,15 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let hook = declared_resources_hook(config.resources.clone(), file, local);
+    let hook = declared_resources_hook(
+        config.resources.clone(),
+        collect_cli::ServeSources {
+            sources: config.sources.clone(),
+            data_dir: config.server.data_dir.clone(),
+        },
+        file,
+        local,
+    );
     trailwatch_api::server::run_with_startup(listener, options, shutdown_signal(), Some(hook))
         .await
         .context("server failed")
@@ -263,11 +287,17 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 /// `listening on` line.
 fn declared_resources_hook(
     resources: config::Resources,
+    sources: collect_cli::ServeSources,
     file: String,
     local: std::net::SocketAddr,
 ) -> StartupHook {
     Box::new(move |started: Started| {
         Box::pin(async move {
+            if resources.is_empty() {
+                sources.start(&started).await?;
+                println!("listening on http://{local}");
+                return Ok(());
+            }
             let fail = |e: String| format!("cannot apply the resources declared in {file}: {e}");
             let client = trailwatch_client::Client::connect(trailwatch_client::ClientConfig {
                 endpoint: started.url.clone(),
@@ -290,15 +320,25 @@ fn declared_resources_hook(
                 tracing::warn!("{note}");
             }
             tracing::info!("{} ({file})", report.summary());
+            // After the resources: a trigger declared beside a source sees its first traces.
+            sources.start(&started).await?;
             println!("listening on http://{local}");
             Ok(())
         })
     })
 }
 
-fn notify_config(n: &config::NotifySection) -> anyhow::Result<NotifyConfig> {
+fn notify_config(
+    n: &config::NotifySection,
+    outbound: &config::OutboundSection,
+) -> anyhow::Result<NotifyConfig> {
     use std::time::Duration;
+    use trailwatch_notify::outbound::{ALLOW_ENV, OutboundPolicy};
     let mut c = NotifyConfig::new("local", "http://127.0.0.1:8840");
+    let env_allow = std::env::var(ALLOW_ENV).ok();
+    c.outbound = OutboundPolicy::new(&outbound.allow, &outbound.deny)
+        .and_then(|p| p.with_env_allow(env_allow.as_deref()))
+        .map_err(|e| anyhow::anyhow!("[outbound]: {e}"))?;
     c.backoff = Backoff::new(
         Duration::from_millis(n.retry_base_ms),
         Duration::from_millis(n.retry_cap_ms),
@@ -335,8 +375,33 @@ fn notify_config(n: &config::NotifySection) -> anyhow::Result<NotifyConfig> {
     Ok(c)
 }
 
+/// The S3 endpoint under the outbound policy, checked once at start against every address it
+/// resolves to. (The object-store client resolves names itself, so unlike webhook deliveries a
+/// later DNS change is not caught; docs/security.md says so.)
+async fn check_s3_endpoint(
+    policy: &trailwatch_notify::outbound::OutboundPolicy,
+    endpoint: &str,
+) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|e| anyhow::anyhow!("[objects] endpoint {endpoint:?}: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("[objects] endpoint {endpoint:?} has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("[objects] endpoint {endpoint:?}: cannot resolve {host}"))?;
+    for addr in addrs {
+        policy
+            .check(addr.ip())
+            .map_err(|r| anyhow::anyhow!("[objects] endpoint {endpoint:?}: {r}"))?;
+    }
+    Ok(())
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

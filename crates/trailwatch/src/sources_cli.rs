@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use trailwatch_sources::Parsed;
 
-use crate::cli::{ConnectionArgs, ImportFilesArgs};
+use crate::cli::{ConnectionArgs, ImportFilesArgs, ImportJsonArgs};
 
 /// The formats `import` reads from files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,10 @@ pub enum Format {
     Cloudtrail,
     WindowsSecurity,
     K8sAudit,
+    /// Binary Windows event logs.
+    Evtx,
+    /// JSON Lines with a generic mapping.
+    Json,
 }
 
 /// Problems printed per file before the rest are only counted.
@@ -31,12 +35,22 @@ fn reference_time(arg: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
 fn parse(
     format: Format,
     file: &std::path::Path,
-    text: &str,
+    bytes: &[u8],
     args: &ImportFilesArgs,
     reference: DateTime<Utc>,
+    mapping: &trailwatch_sources::cloud::generic::Mapping,
 ) -> Parsed {
     use trailwatch_sources::cloud;
+    if format == Format::Evtx {
+        return cloud::windows::parse_evtx(bytes);
+    }
+    // Invalid UTF-8 is replaced (U+FFFD), so a bad byte spoils one line, not the file.
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.as_ref();
     match format {
+        // Read from the bytes above (binary, not text).
+        Format::Evtx => Parsed::default(),
+        Format::Json => cloud::generic::parse(text, mapping),
         Format::Cloudtrail => cloud::cloudtrail::parse(text),
         Format::WindowsSecurity if file.extension().is_some_and(|e| e == "xml") => {
             cloud::windows::parse_xml(text)
@@ -52,10 +66,40 @@ fn parse(
 
 /// Exit status: `Ok(true)` every record parsed and was accepted (or already stored), `Ok(false)`
 /// some did not (each reported), `Err` could not run.
+/// `import json`: the mapping from `--mapping FILE` (TOML) or `--preset`.
+pub async fn import_json(
+    connection: &ConnectionArgs,
+    args: &ImportJsonArgs,
+) -> anyhow::Result<bool> {
+    use trailwatch_sources::cloud::generic::Mapping;
+    let mapping = match (&args.mapping, args.preset.as_deref()) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the mapping {}", path.display()))?;
+            toml::from_str::<Mapping>(&text)
+                .map_err(|e| anyhow::anyhow!("mapping {}: {e}", path.display()))?
+        }
+        (None, Some("okta")) => Mapping::okta(),
+        (None, Some("keycloak")) => Mapping::keycloak(),
+        _ => anyhow::bail!("give --mapping FILE or --preset keycloak|okta"),
+    };
+    import_with(connection, Format::Json, &args.files, &mapping).await
+}
+
 pub async fn import(
     connection: &ConnectionArgs,
     format: Format,
     args: &ImportFilesArgs,
+) -> anyhow::Result<bool> {
+    let mapping = trailwatch_sources::cloud::generic::Mapping::default();
+    import_with(connection, format, args, &mapping).await
+}
+
+async fn import_with(
+    connection: &ConnectionArgs,
+    format: Format,
+    args: &ImportFilesArgs,
+    mapping: &trailwatch_sources::cloud::generic::Mapping,
 ) -> anyhow::Result<bool> {
     let reference = reference_time(args.reference_time.as_deref())?;
     let client = if args.dry_run {
@@ -67,9 +111,7 @@ pub async fn import(
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     for file in &args.files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        // Invalid UTF-8 is replaced (U+FFFD), so a bad byte spoils one line, not the file.
-        let text = String::from_utf8_lossy(&bytes);
-        let parsed = parse(format, file, &text, args, reference);
+        let parsed = parse(format, file, &bytes, args, reference, mapping);
         for (i, p) in parsed.problems.iter().enumerate() {
             if i < PROBLEMS_SHOWN {
                 eprintln!("{}:{}: {}", file.display(), p.line, p.reason);

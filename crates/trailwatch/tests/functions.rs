@@ -306,7 +306,17 @@ async fn bad_function_definitions_get_precise_fss_errors() {
         b
     };
     let cases: Vec<(Value, &str)> = vec![
-        (with("runtime", json!("Python3.9")), "runtime `Python3.9`"),
+        (
+            with("runtime", json!("Node.js16.17")),
+            "runtime `Node.js16.17`",
+        ),
+        // Python is a runtime now (tests/python.rs); its handlers are `module.function` and it
+        // needs code.
+        (
+            with("runtime", json!("Python3.9")),
+            "must be `module.function`",
+        ),
+        (with("runtime", json!("Python2.7")), "is Python 2"),
         (with("handler", json!("index.handler")), "unknown handler"),
         (with("memory_size", json!(100)), "memory_size"),
         (with("timeout", json!(1000)), "timeout"),

@@ -137,3 +137,164 @@ async fn an_sshd_login_from_a_disallowed_address_raises_the_login_audit_alarm() 
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.of_type("Notification").len(), 2);
 }
+
+fn import_cmd(args: &[&str], server: Option<&Server>) -> std::process::Output {
+    let mut cmd = Command::new(bin());
+    cmd.arg("import")
+        .args(args)
+        .env_remove("TRAILWATCH_USER")
+        .env_remove("TRAILWATCH_PASSWORD")
+        .env_remove("TRAILWATCH_PROFILE")
+        .env("HOME", "/nonexistent-home");
+    if let Some(s) = server {
+        cmd.env("TRAILWATCH_ENDPOINT", &s.url)
+            .env("TRAILWATCH_AK", ADMIN_AK)
+            .env("TRAILWATCH_SK", ADMIN_SK);
+    }
+    cmd.output().unwrap()
+}
+
+/// Printed traces by id, without `request` (whose JSON formatting depends on the renderer).
+fn printed_by_id(
+    out: &std::process::Output,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut t: serde_json::Value = serde_json::from_str(l).unwrap();
+            t.as_object_mut().unwrap().remove("request");
+            (t["trace_id"].as_str().unwrap().to_owned(), t)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn import_evtx_reads_a_binary_log_exactly_as_its_json_rendering_and_twice_stores_once() {
+    let corpus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/windows-security");
+    if !corpus.is_dir() && std::env::var("TW_SKIP_CORPUS").as_deref() == Ok("1") {
+        eprintln!("import evtx test DID NOT RUN: the corpus is absent and TW_SKIP_CORPUS=1");
+        return;
+    }
+    let evtx = corpus.join("evtx-rs_Security_with_size_t.evtx");
+    let jsonl = corpus.join("evtx-rs_Security_with_size_t.evtx.jsonl");
+    let from_evtx = import_cmd(&["evtx", "--dry-run", evtx.to_str().unwrap()], None);
+    assert!(
+        from_evtx.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_evtx.stderr)
+    );
+    let from_json = import_cmd(
+        &["windows-security", "--dry-run", jsonl.to_str().unwrap()],
+        None,
+    );
+    let (a, b) = (printed_by_id(&from_evtx), printed_by_id(&from_json));
+    assert_eq!(a.len(), 360);
+    assert_eq!(a, b);
+
+    let server = Server::start();
+    let first = import_cmd(&["evtx", evtx.to_str().unwrap()], Some(&server));
+    let err = String::from_utf8_lossy(&first.stderr).to_string();
+    assert!(first.status.success(), "{err}");
+    assert!(
+        err.contains("360 traces: 360 stored, 0 already stored"),
+        "{err}"
+    );
+    let again = import_cmd(&["evtx", evtx.to_str().unwrap()], Some(&server));
+    let err = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(err.contains("0 stored, 360 already stored"), "{err}");
+    // Not an EVTX file: reported with the file, exit status 1, no crash.
+    let bogus = server.data_dir.join("bogus.evtx");
+    std::fs::write(&bogus, b"not an event log").unwrap();
+    let bad = import_cmd(&["evtx", "--dry-run", bogus.to_str().unwrap()], None);
+    let err = String::from_utf8_lossy(&bad.stderr).to_string();
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(err.contains("bogus.evtx:1: not an EVTX file"), "{err}");
+}
+
+#[test]
+fn import_json_maps_by_preset_or_by_a_mapping_file_and_reports_bad_records_and_mappings() {
+    let dir = tempfile::tempdir().unwrap();
+    let keycloak = dir.path().join("keycloak.jsonl");
+    std::fs::write(
+        &keycloak,
+        concat!(
+            r#"{"id":"e1","time":1764064800000,"type":"LOGIN","realmId":"acme","clientId":"console","ipAddress":"203.0.113.9","details":{"username":"alice"}}"#,
+            "\n",
+            r#"{"id":"e2","time":1764064801000,"type":"LOGIN_ERROR","realmId":"acme","clientId":"console","ipAddress":"198.51.100.3","error":"invalid_user_credentials","details":{"username":"bob"}}"#,
+            "\n",
+            r#"{"id":"e3","type":"LOGIN"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = import_cmd(
+        &[
+            "json",
+            "--preset",
+            "keycloak",
+            "--dry-run",
+            keycloak.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("keycloak.jsonl:3:"), "{err}");
+    let traces = printed_by_id(&out);
+    assert_eq!(traces.len(), 2);
+    assert_eq!(traces["e1"]["trace_name"], "login");
+    assert_eq!(traces["e1"]["user"]["name"], "alice");
+    assert_eq!(traces["e1"]["source_ip"], "203.0.113.9");
+    assert_eq!(traces["e1"]["service_type"], "KEYCLOAK");
+    assert_eq!(traces["e2"]["trace_name"], "loginfailed");
+
+    let vpn = dir.path().join("vpn.jsonl");
+    std::fs::write(
+        &vpn,
+        "{\"who\":\"carol\",\"from\":\"192.0.2.44\",\"what\":\"connect\",\"when\":\"2026-11-25T10:00:00Z\"}\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("vpn.toml");
+    std::fs::write(
+        &mapping,
+        "user = \"who\"\nip = \"from\"\naction = \"what\"\ntime = \"when\"\nservice_type = \"VPN\"\n\n[actions]\nconnect = \"login\"\n",
+    )
+    .unwrap();
+    let out = import_cmd(
+        &[
+            "json",
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--dry-run",
+            vpn.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let t: serde_json::Value = serde_json::from_str(printed.trim()).unwrap();
+    assert_eq!(t["trace_name"], "login");
+    assert_eq!(t["service_type"], "VPN");
+    assert_eq!(t["user"]["name"], "carol");
+    assert_eq!(t["time"], 1_795_600_800_000i64);
+
+    std::fs::write(&mapping, "usr = \"who\"\n").unwrap();
+    let out = import_cmd(
+        &[
+            "json",
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--dry-run",
+            vpn.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("vpn.toml") && err.contains("usr"), "{err}");
+}

@@ -166,10 +166,10 @@ impl TriggerDecl {
 /// An array of tables: its key, the keys its tables may have, and which of those are nested
 /// arrays (read by the caller).
 #[derive(Debug, Clone, Copy)]
-struct ArrayOf {
-    key: &'static str,
-    known: &'static [&'static str],
-    nested: &'static [&'static str],
+pub(super) struct ArrayOf {
+    pub(super) key: &'static str,
+    pub(super) known: &'static [&'static str],
+    pub(super) nested: &'static [&'static str],
 }
 
 const TOPICS: ArrayOf = ArrayOf {
@@ -230,11 +230,11 @@ const TRIGGER_KEYS: &[&str] = &[
 /// Where an item of an array of tables is: the `index`-th `[[array]]` (named `name`), or with
 /// `sub` the `sub.1`-th `[[array.<sub.0>]]` inside it.
 #[derive(Debug, Clone)]
-struct ItemPath {
-    array: &'static str,
-    index: usize,
-    name: Option<String>,
-    sub: Option<(&'static str, usize)>,
+pub(super) struct ItemPath {
+    pub(super) array: &'static str,
+    pub(super) index: usize,
+    pub(super) name: Option<String>,
+    pub(super) sub: Option<(&'static str, usize)>,
 }
 
 fn singular(array: &str) -> &str {
@@ -260,7 +260,7 @@ impl ItemPath {
         s
     }
 
-    fn line(&self, src: &str, key: Option<&str>) -> Option<usize> {
+    pub(super) fn line(&self, src: &str, key: Option<&str>) -> Option<usize> {
         locate_item(src, self.array, self.index, self.sub, key)
     }
 
@@ -401,7 +401,7 @@ fn locate_item(
 /// The tables of the array `key` (`[[key]]`) in `parent`, each with its path and its raw
 /// table (for nested arrays). Unknown keys and bad values are reported, and the item is still
 /// returned (with defaults for what was bad) so that later checks run too.
-fn read_items<T: for<'de> Deserialize<'de> + Default>(
+pub(super) fn read_items<T: for<'de> Deserialize<'de> + Default>(
     src: &str,
     parent: &toml::Table,
     array: &ArrayOf,
@@ -457,7 +457,7 @@ fn read_items<T: for<'de> Deserialize<'de> + Default>(
     out
 }
 
-fn err(
+pub(super) fn err(
     errors: &mut Vec<ConfigError>,
     src: &str,
     path: &ItemPath,

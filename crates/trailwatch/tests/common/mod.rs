@@ -17,6 +17,12 @@ pub const ADMIN_PASSWORD: &str = "Admin-password-1";
 pub const ADMIN_AK: &str = "TESTADMINAK000000001";
 pub const ADMIN_SK: &str = "test-admin-secret-key-0000000000000001";
 
+/// The test servers' webhook receivers, SMS gateways and S3 stores listen on loopback, which the
+/// default outbound policy refuses: every server the harness starts allows it, as an operator
+/// would with `[outbound] allow`. [`Server::start_with_default_outbound`] does not.
+pub const OUTBOUND_ALLOW_LOOPBACK: (&str, &str) =
+    ("TRAILWATCH_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128");
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_trailwatch")
 }
@@ -40,6 +46,21 @@ impl Server {
         s
     }
 
+    /// Starts without the harness's loopback allowance: the outbound policy is the default
+    /// (loopback refused) or what `config` says.
+    pub fn start_with_default_outbound(config: Option<&str>) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let path = config.map(|text| {
+            let path = tmp.path().join("trailwatch.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let mut s = Server::spawn_with(&data_dir, path, "127.0.0.1:0", false);
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts with a configuration file whose text is `config`.
     pub fn start_with_config(config: &str) -> Server {
         let tmp = tempfile::tempdir().unwrap();
@@ -52,6 +73,15 @@ impl Server {
     }
 
     fn spawn(data_dir: &Path, config: Option<PathBuf>, listen: &str) -> Server {
+        Server::spawn_with(data_dir, config, listen, true)
+    }
+
+    fn spawn_with(
+        data_dir: &Path,
+        config: Option<PathBuf>,
+        listen: &str,
+        allow_loopback: bool,
+    ) -> Server {
         let stderr_log = data_dir.with_extension(format!("stderr.{}.log", std::process::id()));
         let mut cmd = Command::new(bin());
         cmd.arg("serve")
@@ -66,8 +96,12 @@ impl Server {
             .env("TRAILWATCH_ADMIN_AK", ADMIN_AK)
             .env("TRAILWATCH_ADMIN_SK", ADMIN_SK)
             .env("TRAILWATCH_LOG", "info")
+            .env_remove(OUTBOUND_ALLOW_LOOPBACK.0)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).unwrap());
+        if allow_loopback {
+            cmd.env(OUTBOUND_ALLOW_LOOPBACK.0, OUTBOUND_ALLOW_LOOPBACK.1);
+        }
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -123,6 +157,20 @@ impl Server {
         self.kill9();
         let tmp = self._tmp.take();
         let mut s = Server::spawn(&self.data_dir, self.config.clone(), "127.0.0.1:0");
+        s._tmp = tmp;
+        s
+    }
+
+    /// SIGKILL (if still running) and start again on the same data directory and the same
+    /// address: clients that only know the address (a running collector) find it again.
+    pub fn restart_on_same_port(mut self) -> Server {
+        self.kill9();
+        let tmp = self._tmp.take();
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        let (data_dir, config) = (self.data_dir.clone(), self.config.clone());
+        // Dropped before the new process starts: its log file has the same name.
+        drop(self);
+        let mut s = Server::spawn(&data_dir, config, &listen);
         s._tmp = tmp;
         s
     }
