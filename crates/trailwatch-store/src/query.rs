@@ -126,7 +126,9 @@ pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result
         sql: String::new(),
         args: Vec::new(),
     };
-    cond.push(" AND t.project_key = ?", [SqlValue::Integer(project_key)]);
+    // `+` keeps SQLite from answering the tail scan through the (project, trace_id) index,
+    // which walks every trace of the project: the tail must be a rowid range (`seq > ?`).
+    cond.push(" AND +t.project_key = ?", [SqlValue::Integer(project_key)]);
     if let Some(from) = q.from {
         cond.push(" AND t.time >= ?", [SqlValue::Integer(from)]);
     }

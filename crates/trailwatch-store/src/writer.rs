@@ -77,6 +77,7 @@ fn run(
     indexer: &mut Indexer,
 ) {
     let mut pending: Vec<Job> = Vec::new();
+    let mut last_checkpoint = std::time::Instant::now();
     loop {
         let log_head = *head.borrow();
         let first = if indexer.policy.when_idle && indexer.indexed < log_head {
@@ -110,6 +111,12 @@ fn run(
             }
         }
         commit_group(&mut conn, std::mem::take(&mut pending), &head);
+        if last_checkpoint.elapsed() >= crate::checkpointer::WRITER_CHECKPOINT_EVERY {
+            last_checkpoint = std::time::Instant::now();
+            if let Err(e) = crate::checkpointer::checkpoint(&conn) {
+                tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
+            }
+        }
         let log_head = *head.borrow();
         if log_head.saturating_sub(indexer.indexed) > indexer.policy.max_lag {
             indexer.pass(&mut conn, log_head);
