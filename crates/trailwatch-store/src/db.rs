@@ -8,7 +8,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::{Durability, Result, StoredTrace};
 
 /// Schema version 2 (1 kept the query indexes on `traces` itself; opening a version-1 database
-/// drops them and the indexer rebuilds the `ix_*` tables). Statements are idempotent so that opening an existing database is a no-op.
+/// drops them and the indexer rebuilds the `ix_*` tables). Statements are idempotent so that
+/// opening an existing database is a no-op.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS trace_projects (
     key        INTEGER PRIMARY KEY,
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS traces (
 -- Server-generated trace ids are UUIDv7 (time-ordered), so they land at the B-tree's right edge.
 CREATE UNIQUE INDEX IF NOT EXISTS traces_trace_id ON traces(project_key, trace_id);
 -- Before schema 2 the query indexes were SQLite indexes on `traces`, updated in the
--- acknowledgment transaction; they are now the `ix_*` tables below, built behind the log.
+-- acknowledgment transaction; they are now the `ix_*` tables, built behind the log.
 DROP INDEX IF EXISTS traces_time;
 DROP INDEX IF EXISTS traces_user;
 DROP INDEX IF EXISTS traces_name;
@@ -46,35 +47,7 @@ DROP INDEX IF EXISTS traces_rtype;
 DROP INDEX IF EXISTS traces_rname;
 DROP INDEX IF EXISTS traces_rid;
 DROP INDEX IF EXISTS traces_ip;
--- The query index: one table per filter, keyed (project, value, time, seq) so that each filter
--- is answered newest-first straight from its table. Filled by the trace indexer (index.rs) in
--- large batches behind the log; rows past its position (`positions`, name `trace-index`) are
--- found by scanning the log's tail. A trace without a value for a field has no row there.
--- trace_rating, trace_type and tracker_name have only a handful of values: checked on rows.
-CREATE TABLE IF NOT EXISTS ix_time (
-    project_key INTEGER NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (project_key, time, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_user (
-    project_key INTEGER NOT NULL, v TEXT NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_name (
-    project_key INTEGER NOT NULL, v TEXT NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_service (
-    project_key INTEGER NOT NULL, v TEXT NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_rtype (
-    project_key INTEGER NOT NULL, v TEXT NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_rname (
-    project_key INTEGER NOT NULL, v TEXT NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_rid (
-    project_key INTEGER NOT NULL, v TEXT NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_ip (
-    project_key INTEGER NOT NULL, v BLOB NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;
+-- The query index (`ix_*` tables) is created by `index::create_tables` from its one table list.
 CREATE TABLE IF NOT EXISTS cursors (
     name       TEXT PRIMARY KEY,
     seq        INTEGER NOT NULL,
@@ -159,6 +132,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
 /// Every table of the store (idempotent: opening an existing database changes nothing).
 pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     conn.execute_batch(SCHEMA)?;
+    crate::index::create_tables(conn)?;
     conn.execute_batch(crate::smn::SCHEMA)?;
     conn.execute_batch(crate::agencies::SCHEMA)?;
     conn.execute_batch(crate::lts::SCHEMA)?;

@@ -31,6 +31,33 @@ pub(crate) const FIELD_TABLES: [(&str, &str); 7] = [
     ("ix_ip", "source_ip"),
 ];
 
+/// Creates the query index (idempotent): one table per filter, keyed
+/// `(project, value, time, seq)` so that each filter is answered newest-first straight from its
+/// table; `ix_time` holds every trace. A trace without a value for a field has no row in that
+/// field's table. `trace_rating`, `trace_type` and `tracker_name` have only a handful of values
+/// and are checked on rows. Rows past the indexer's position are found by scanning the log.
+pub(crate) fn create_tables(c: &Connection) -> Result<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS ix_time (
+             project_key INTEGER NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
+             PRIMARY KEY (project_key, time, seq)) WITHOUT ROWID;",
+    )?;
+    for (table, column) in FIELD_TABLES {
+        // `source_ip` is the 16-byte address key; every other field is text.
+        let kind = if column == "source_ip" {
+            "BLOB"
+        } else {
+            "TEXT"
+        };
+        c.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                 project_key INTEGER NOT NULL, v {kind} NOT NULL, time INTEGER NOT NULL,
+                 seq INTEGER NOT NULL, PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;"
+        ))?;
+    }
+    Ok(())
+}
+
 /// How the writer schedules indexing.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IndexPolicy {
