@@ -2,6 +2,7 @@
 //! 100,000 traces: isolates the writer's cost as the log grows.
 //!
 //! `cargo run --release -p trailwatch-store --example append_bench -- traces.jsonl DATA_DIR`
+//! (`APPEND_INDEX=off` leaves the query index out)
 #![allow(clippy::unwrap_used)]
 
 use std::io::BufRead;
@@ -14,7 +15,13 @@ use trailwatch_trace::Trace;
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (path, dir) = (&args[1], &args[2]);
-    let store = Store::open(StoreOptions::new(dir)).unwrap();
+    let mut options = StoreOptions::new(dir);
+    // `APPEND_INDEX=off`: no query index at all, to see the cost of the log alone.
+    if std::env::var("APPEND_INDEX").as_deref() == Ok("off") {
+        options.index_eagerly = false;
+        options.index_max_lag = u64::MAX;
+    }
+    let store = Store::open(options).unwrap();
     let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
     // Parse and render everything first, so that the timing below is the store's alone.
     let parse_started = Instant::now();

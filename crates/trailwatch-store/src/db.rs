@@ -7,9 +7,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{Durability, Result, StoredTrace};
 
-/// Schema version 2 (1 kept the query indexes on `traces` itself; opening a version-1 database
-/// drops them and the indexer rebuilds the `ix_*` tables). Statements are idempotent so that
-/// opening an existing database is a no-op.
+/// Schema version 3. Version 1 kept the query indexes on `traces` itself, version 2 as `ix_*`
+/// tables in this file; opening either drops them and the indexer rebuilds the index in
+/// `index.db`. Statements are idempotent so that opening an existing database is a no-op.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS trace_projects (
     key        INTEGER PRIMARY KEY,
@@ -47,7 +47,7 @@ DROP INDEX IF EXISTS traces_rtype;
 DROP INDEX IF EXISTS traces_rname;
 DROP INDEX IF EXISTS traces_rid;
 DROP INDEX IF EXISTS traces_ip;
--- The query index (`ix_*` tables) is created by `index::create_tables` from its one table list.
+-- The query index lives in `index.db` (`index.rs`); schema 2's copy here is dropped at open.
 CREATE TABLE IF NOT EXISTS cursors (
     name       TEXT PRIMARY KEY,
     seq        INTEGER NOT NULL,
@@ -97,8 +97,10 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2');
-UPDATE meta SET value = '2' WHERE key = 'schema_version';
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '3');
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
+-- This log's identity: `index.db` records the log it indexes and is rebuilt for any other.
+INSERT OR IGNORE INTO meta(key, value) VALUES ('log_id', lower(hex(randomblob(16))));
 "#;
 
 fn apply_pragmas(conn: &Connection, durability: Durability) -> Result<()> {
@@ -132,7 +134,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
 /// Every table of the store (idempotent: opening an existing database changes nothing).
 pub(crate) fn create_schema(conn: &Connection) -> Result<()> {
     conn.execute_batch(SCHEMA)?;
-    crate::index::create_tables(conn)?;
+    crate::index::drop_legacy_tables(conn)?;
     conn.execute_batch(crate::smn::SCHEMA)?;
     conn.execute_batch(crate::agencies::SCHEMA)?;
     conn.execute_batch(crate::lts::SCHEMA)?;
@@ -214,27 +216,39 @@ pub(crate) fn cursor_position(conn: &Connection, name: &str) -> Result<u64> {
     Ok(seq.unwrap_or(0).max(0) as u64)
 }
 
-/// Deletes up to `chunk` of the oldest traces ingested before `cutoff_ms`. Rows are visited in
-/// `seq` order and the scan stops at the first row that is too new or not yet consumed, so a
-/// retention pass costs the rows it deletes, not a scan of the whole log.
-pub(crate) fn delete_expired_chunk(tx: &Connection, cutoff_ms: i64, chunk: usize) -> Result<u64> {
-    let min_cursor: Option<i64> = tx.query_row("SELECT min(seq) FROM cursors", [], |r| r.get(0))?;
+/// The oldest run of traces that retention may delete: up to `chunk` rows ingested before
+/// `cutoff_ms`, visited in `seq` order, stopping at the first row that is too new or not yet
+/// consumed (so a pass costs the rows it deletes, not a scan of the log). Returns the last such
+/// `seq` and how many rows the run holds, or `None` when there is none.
+pub(crate) fn expired_upto(
+    c: &Connection,
+    cutoff_ms: i64,
+    chunk: usize,
+) -> Result<Option<(u64, usize)>> {
+    let min_cursor: Option<i64> = c.query_row("SELECT min(seq) FROM cursors", [], |r| r.get(0))?;
     let limit_seq = min_cursor.unwrap_or(i64::MAX);
     let mut last = None;
-    {
-        let mut stmt = tx.prepare("SELECT seq, ingested_at FROM traces ORDER BY seq LIMIT ?1")?;
-        let mut rows = stmt.query([chunk as i64])?;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let ingested_at: i64 = row.get(1)?;
-            if ingested_at >= cutoff_ms || seq > limit_seq {
-                break;
-            }
-            last = Some(seq);
+    let mut count = 0;
+    let mut stmt = c.prepare("SELECT seq, ingested_at FROM traces ORDER BY seq LIMIT ?1")?;
+    let mut rows = stmt.query([chunk as i64])?;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let ingested_at: i64 = row.get(1)?;
+        if ingested_at >= cutoff_ms || seq > limit_seq {
+            break;
         }
+        last = Some(seq.max(0) as u64);
+        count += 1;
     }
-    let Some(last) = last else { return Ok(0) };
-    crate::index::forget_upto(tx, last as u64)?;
-    let n = tx.execute("DELETE FROM traces WHERE seq <= ?1", [last])?;
+    Ok(last.map(|l| (l, count)))
+}
+
+/// Deletes the traces up to `last` (found by [`expired_upto`]), never past a consumer cursor
+/// registered since.
+pub(crate) fn delete_upto(tx: &Connection, last: u64) -> Result<u64> {
+    let n = tx.execute(
+        "DELETE FROM traces WHERE seq <= min(?1, coalesce((SELECT min(seq) FROM cursors), ?1))",
+        [last as i64],
+    )?;
     Ok(n as u64)
 }

@@ -1,23 +1,43 @@
-//! The trace indexer: builds the query index (`ix_*` tables) behind the trace log.
+//! The query index: one table per filter, in its own database file (`index.db`), built behind
+//! the trace log by its own thread.
 //!
 //! An append is acknowledged once its row is in `traces` (one B-tree append plus the
-//! `(project, trace_id)` index): the eight query-index entries are not part of it. The writer
-//! thread fills them here, in batches of thousands, whenever it has no appends waiting — or
-//! before the next group once the index is more than `max_lag` traces behind, which bounds the
-//! log tail that queries scan. A batch and its position (`positions`, name [`POSITION`]) commit
-//! in one transaction, so a crash never leaves an index half-built; the next start continues
-//! from the position.
+//! `(project, trace_id)` index): the eight query-index entries are not part of it. The indexer
+//! thread fills them here, in batches of thousands, as soon as traces are committed. A batch and
+//! the indexer's position commit in one transaction, so a crash never leaves an index half-built;
+//! the next start continues from the position.
+//!
+//! Why a second file: SQLite lets one connection write a database file at a time. With the index
+//! in `trailwatch.db`, index batches and group commits took turns on the writer thread, which
+//! saturated one core while the other idled. In `index.db` the indexer commits on its own thread
+//! and its own WAL, beside the writer. Readers attach it as `ix`; so does the indexer, whose
+//! main database is the log (`trailwatch.db`, read only by it). Every statement names the index
+//! tables `ix.<table>`.
 //!
 //! Why batches: an index entry costs far less when thousands are written per transaction (each
-//! B-tree page is dirtied once per batch instead of once per group commit), so indexing behind
-//! the log is both off the acknowledgment path and cheaper per trace.
+//! B-tree page is dirtied once per batch instead of once per group commit).
+//!
+//! The index is derived data. `index.db` records the identity of the log it indexes (`log_id`,
+//! created with `trailwatch.db`); when it is missing, belongs to another log, or claims more than
+//! the log holds (a log restored from an older copy), it is emptied and rebuilt from the log.
+//! Queries stay exact meanwhile: they scan the log past the indexer's position.
+//!
+//! Bounded lag: when the index trails the log by more than `max_lag` traces, the writer waits for
+//! it before its next group (backpressure), which bounds the log tail queries scan — unless the
+//! indexer is failing (disk error on `index.db`): appends then go on and queries scan a longer
+//! tail, still exact.
 
-use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
-use crate::{Result, position, set_position};
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::oneshot;
 
-/// The indexer's position in the trace log: every trace with `seq` at or below it is indexed.
-pub(crate) const POSITION: &str = "trace-index";
+use crate::{Result, StoreError};
+
+/// The index database's file name in the data directory.
+pub(crate) const FILE: &str = "index.db";
 
 /// The per-field index tables and the `traces` column each holds. `ix_time` (every trace) is
 /// handled apart: it has no value column.
@@ -31,14 +51,55 @@ pub(crate) const FIELD_TABLES: [(&str, &str); 7] = [
     ("ix_ip", "source_ip"),
 ];
 
+/// Attaches `index.db` to a connection as `ix` (read-only connections attach it read-only).
+pub(crate) fn attach(conn: &Connection, index_path: &Path) -> Result<()> {
+    let path = index_path.to_str().ok_or_else(|| StoreError::DataDir {
+        path: index_path.to_owned(),
+        source: std::io::Error::other("the path is not valid UTF-8"),
+    })?;
+    conn.execute("ATTACH DATABASE ?1 AS ix", [path])?;
+    Ok(())
+}
+
+/// Deletes `index.db` and its WAL files (it is rebuilt from the log).
+pub(crate) fn remove_files(index_path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = index_path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::DataDir {
+                    path: name.into(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops the index tables that schema 2 kept in `trailwatch.db` itself (and its position): the
+/// index now lives in `index.db` and is rebuilt there.
+pub(crate) fn drop_legacy_tables(main: &Connection) -> Result<()> {
+    main.execute_batch("DROP TABLE IF EXISTS main.ix_time;")?;
+    for (table, _) in FIELD_TABLES {
+        main.execute_batch(&format!("DROP TABLE IF EXISTS main.{table};"))?;
+    }
+    main.execute("DELETE FROM positions WHERE name = 'trace-index'", [])?;
+    Ok(())
+}
+
 /// Creates the query index (idempotent): one table per filter, keyed
 /// `(project, value, time, seq)` so that each filter is answered newest-first straight from its
 /// table; `ix_time` holds every trace. A trace without a value for a field has no row in that
 /// field's table. `trace_rating`, `trace_type` and `tracker_name` have only a handful of values
 /// and are checked on rows. Rows past the indexer's position are found by scanning the log.
-pub(crate) fn create_tables(c: &Connection) -> Result<()> {
+fn create_tables(c: &Connection) -> Result<()> {
     c.execute_batch(
-        "CREATE TABLE IF NOT EXISTS ix_time (
+        "CREATE TABLE IF NOT EXISTS ix.ix_meta (key TEXT PRIMARY KEY, value NOT NULL);
+         CREATE TABLE IF NOT EXISTS ix.ix_time (
              project_key INTEGER NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
              PRIMARY KEY (project_key, time, seq)) WITHOUT ROWID;",
     )?;
@@ -50,7 +111,7 @@ pub(crate) fn create_tables(c: &Connection) -> Result<()> {
             "TEXT"
         };
         c.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
+            "CREATE TABLE IF NOT EXISTS ix.{table} (
                  project_key INTEGER NOT NULL, v {kind} NOT NULL, time INTEGER NOT NULL,
                  seq INTEGER NOT NULL, PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;"
         ))?;
@@ -58,63 +119,356 @@ pub(crate) fn create_tables(c: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// How the writer schedules indexing.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IndexPolicy {
-    /// Traces indexed per transaction.
-    pub chunk: u64,
-    /// When the index is further behind than this, a batch runs before the next append group
-    /// even while appends are waiting.
-    pub max_lag: u64,
-    /// Index while no append is waiting.
-    pub when_idle: bool,
+fn meta_u64(c: &Connection, key: &str) -> Result<u64> {
+    let v: Option<i64> = c
+        .query_row("SELECT value FROM ix.ix_meta WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(v.unwrap_or(0).max(0) as u64)
 }
 
-/// The indexer's position.
+fn set_meta(c: &Connection, key: &str, value: &dyn rusqlite::ToSql) -> Result<()> {
+    c.execute(
+        "INSERT INTO ix.ix_meta(key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        rusqlite::params![key, value],
+    )?;
+    Ok(())
+}
+
+/// The indexer's position, on a connection with `index.db` attached: every trace with `seq` at
+/// or below it is in the index (or was forgotten by retention).
 pub(crate) fn indexed(c: &Connection) -> Result<u64> {
-    position(c, POSITION)
+    meta_u64(c, "position")
+}
+
+/// Opens the indexer's connection: the log as `main` (only read), `index.db` attached as `ix`
+/// (created if missing). Checks that the index belongs to this log and empties it otherwise.
+/// Returns the connection and the indexer's position.
+pub(crate) fn open(db_path: &Path, index_path: &Path, head: u64) -> Result<(Connection, u64)> {
+    let conn = Connection::open(db_path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    attach(&conn, index_path)?;
+    conn.pragma_update(Some("ix"), "journal_mode", "WAL")?;
+    // Derived data: a commit lost to a power cut is rebuilt from the log, so no fsync per batch.
+    conn.pragma_update(Some("ix"), "synchronous", "NORMAL")?;
+    conn.pragma_update(Some("ix"), "cache_size", -32_768)?;
+    conn.pragma_update(Some("ix"), "journal_size_limit", 64 * 1024 * 1024)?;
+    conn.pragma_update(None, "cache_size", -4_096)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    create_tables(&conn)?;
+    let log_id: String = conn.query_row(
+        "SELECT value FROM main.meta WHERE key = 'log_id'",
+        [],
+        |r| r.get(0),
+    )?;
+    let indexed_log: Option<String> = conn
+        .query_row(
+            "SELECT value FROM ix.ix_meta WHERE key = 'log_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let position = indexed(&conn)?;
+    if indexed_log.as_deref() != Some(log_id.as_str()) || position > head {
+        if indexed_log.is_some() {
+            tracing::warn!(
+                position,
+                head,
+                "the query index does not belong to this trace log; rebuilding it"
+            );
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch("DELETE FROM ix.ix_time; DELETE FROM ix.ix_meta;")?;
+        for (table, _) in FIELD_TABLES {
+            tx.execute_batch(&format!("DELETE FROM ix.{table};"))?;
+        }
+        set_meta(&tx, "log_id", &log_id)?;
+        set_meta(&tx, "position", &0i64)?;
+        tx.commit()?;
+        return Ok((conn, 0));
+    }
+    Ok((conn, position))
 }
 
 /// Indexes the traces with `from < seq <= to` and moves the position to `to`, inside the
-/// caller's transaction. `INSERT OR IGNORE`: re-indexing a range (after a restore from a copy
-/// taken mid-batch, say) is harmless.
-pub(crate) fn index_range(c: &Connection, from: u64, to: u64) -> Result<()> {
-    let (from, to) = (from as i64, to as i64);
+/// caller's transaction. Traces at or below `forgotten` (retention is deleting them) are skipped.
+/// `INSERT OR IGNORE`: re-indexing a range is harmless.
+fn index_range(c: &Connection, from: u64, to: u64, forgotten: u64) -> Result<()> {
+    let (lo, hi) = (from.max(forgotten) as i64, to as i64);
     let mut time = c.prepare_cached(
-        "INSERT OR IGNORE INTO ix_time(project_key, time, seq)
-         SELECT project_key, time, seq FROM traces WHERE seq > ?1 AND seq <= ?2",
+        "INSERT OR IGNORE INTO ix.ix_time(project_key, time, seq)
+         SELECT project_key, time, seq FROM main.traces WHERE seq > ?1 AND seq <= ?2",
     )?;
-    time.execute([from, to])?;
+    time.execute([lo, hi])?;
     for (table, column) in FIELD_TABLES {
         let mut stmt = c.prepare_cached(&format!(
-            "INSERT OR IGNORE INTO {table}(project_key, v, time, seq)
-             SELECT project_key, {column}, time, seq FROM traces
+            "INSERT OR IGNORE INTO ix.{table}(project_key, v, time, seq)
+             SELECT project_key, {column}, time, seq FROM main.traces
              WHERE seq > ?1 AND seq <= ?2 AND {column} IS NOT NULL"
         ))?;
-        stmt.execute([from, to])?;
+        stmt.execute([lo, hi])?;
     }
-    set_position(c, POSITION, to as u64)
+    set_meta(c, "position", &hi)
 }
 
-/// Removes the index entries of the traces with `seq <= last` (about to be deleted by
-/// retention), in the caller's transaction. Each entry is found by its full key from the trace
-/// row, so this costs the entries removed, not a scan of the index.
-pub(crate) fn forget_upto(c: &Connection, last: u64) -> Result<()> {
-    let last = (last as i64).min(indexed(c)? as i64);
+/// Removes the index entries of the traces with `seq <= last` (about to be deleted by retention)
+/// and records `last` so that later batches skip those traces. Each entry is found by its full
+/// key from the trace row, so this costs the entries removed, not a scan of the index.
+fn forget_upto(c: &Connection, last: u64) -> Result<()> {
+    let bound = last.min(indexed(c)?) as i64;
     c.execute(
-        "DELETE FROM ix_time WHERE (project_key, time, seq) IN
-             (SELECT project_key, time, seq FROM traces WHERE seq <= ?1)",
-        [last],
+        "DELETE FROM ix.ix_time WHERE (project_key, time, seq) IN
+             (SELECT project_key, time, seq FROM main.traces WHERE seq <= ?1)",
+        [bound],
     )?;
     for (table, column) in FIELD_TABLES {
         c.execute(
             &format!(
-                "DELETE FROM {table} WHERE (project_key, v, time, seq) IN
-                     (SELECT project_key, {column}, time, seq FROM traces
+                "DELETE FROM ix.{table} WHERE (project_key, v, time, seq) IN
+                     (SELECT project_key, {column}, time, seq FROM main.traces
                       WHERE seq <= ?1 AND {column} IS NOT NULL)"
             ),
-            [last],
+            [bound],
         )?;
     }
+    let forgotten = meta_u64(c, "forgotten")?.max(last);
+    set_meta(c, "forgotten", &(forgotten as i64))
+}
+
+/// How the indexer keeps up with the log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexPolicy {
+    /// Traces indexed per transaction.
+    pub chunk: u64,
+    /// When the index trails the log by more than this, the writer waits for it.
+    pub max_lag: u64,
+    /// Index as soon as traces are committed. Off, the index moves only when the lag bound
+    /// forces it: tests use this to keep part of the log unindexed.
+    pub eager: bool,
+}
+
+/// What the writer and the indexer thread share: the log's head, the index's position, and the
+/// requests of retention.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    policy: IndexPolicy,
+    state: Mutex<ProgressState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ProgressState {
+    head: u64,
+    indexed: u64,
+    /// The last index batch failed; the writer does not wait for the index meanwhile.
+    failing: bool,
+    closed: bool,
+    forget: Vec<(u64, oneshot::Sender<Result<()>>)>,
+}
+
+impl Progress {
+    pub(crate) fn new(policy: IndexPolicy, head: u64, indexed: u64) -> Self {
+        Progress {
+            policy,
+            state: Mutex::new(ProgressState {
+                head,
+                indexed,
+                ..ProgressState::default()
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ProgressState> {
+        // A panic while holding this lock leaves plain numbers behind: still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many traces the index trails the log by.
+    pub(crate) fn lag(&self) -> u64 {
+        let s = self.lock();
+        s.head.saturating_sub(s.indexed)
+    }
+
+    /// The writer committed traces up to `head`.
+    pub(crate) fn log_advanced(&self, head: u64) {
+        let mut s = self.lock();
+        if head > s.head {
+            s.head = head;
+            drop(s);
+            self.changed.notify_all();
+        }
+    }
+
+    /// The writer, before its next group: waits while the index trails by more than `max_lag`
+    /// (unless the indexer is failing or stopping).
+    pub(crate) fn wait_for_room(&self) {
+        let mut s = self.lock();
+        while s.head.saturating_sub(s.indexed) > self.policy.max_lag && !s.failing && !s.closed {
+            s = match self.changed.wait_timeout(s, Duration::from_secs(1)) {
+                Ok((s, _)) => s,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Asks the indexer to drop the entries of the traces up to `last` (retention is about to
+    /// delete them); answers once that is committed.
+    pub(crate) async fn forget(&self, last: u64) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut s = self.lock();
+            if s.closed {
+                return Err(StoreError::Closed);
+            }
+            s.forget.push((last, reply));
+        }
+        self.changed.notify_all();
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// The next thing the indexer thread does.
+enum Work {
+    Forget(Vec<(u64, oneshot::Sender<Result<()>>)>),
+    Index { from: u64, to: u64 },
+    Stop,
+}
+
+impl Progress {
+    fn next_work(&self) -> Work {
+        let mut s = self.lock();
+        loop {
+            if s.closed {
+                for (_, reply) in s.forget.drain(..) {
+                    let _ = reply.send(Err(StoreError::Closed));
+                }
+                return Work::Stop;
+            }
+            if !s.forget.is_empty() {
+                return Work::Forget(std::mem::take(&mut s.forget));
+            }
+            let lag = s.head.saturating_sub(s.indexed);
+            let threshold = if self.policy.eager {
+                0
+            } else {
+                self.policy.max_lag
+            };
+            if lag > threshold {
+                // Not eager: just enough to come back within the bound.
+                let want = if self.policy.eager {
+                    lag
+                } else {
+                    lag - threshold
+                };
+                let to = s.indexed + want.min(self.policy.chunk);
+                return Work::Index {
+                    from: s.indexed,
+                    to,
+                };
+            }
+            s = match self.changed.wait_timeout(s, Duration::from_secs(1)) {
+                Ok((s, _)) => s,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    fn indexed_to(&self, to: u64) {
+        let mut s = self.lock();
+        s.indexed = s.indexed.max(to);
+        s.failing = false;
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    fn failed(&self) {
+        self.lock().failing = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Stops and joins the indexer thread when the store is dropped.
+#[derive(Debug)]
+pub(crate) struct IndexerHandle {
+    progress: std::sync::Arc<Progress>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for IndexerHandle {
+    fn drop(&mut self) {
+        self.progress.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub(crate) fn spawn(
+    mut conn: Connection,
+    progress: std::sync::Arc<Progress>,
+) -> Result<IndexerHandle> {
+    let shared = progress.clone();
+    let thread = std::thread::Builder::new()
+        .name("trailwatch-store-indexer".into())
+        .spawn(move || {
+            let mut forgotten = match meta_u64(&conn, "forgotten") {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the index's retention mark");
+                    0
+                }
+            };
+            loop {
+                match shared.next_work() {
+                    Work::Stop => return,
+                    Work::Forget(requests) => {
+                        for (last, reply) in requests {
+                            let result = in_transaction(&mut conn, |tx| forget_upto(tx, last));
+                            if result.is_ok() {
+                                forgotten = forgotten.max(last);
+                            }
+                            let _ = reply.send(result);
+                        }
+                    }
+                    Work::Index { from, to } => {
+                        match in_transaction(&mut conn, |tx| index_range(tx, from, to, forgotten))
+                        {
+                            Ok(()) => shared.indexed_to(to),
+                            Err(e) => {
+                                // Queries stay exact (they scan the unindexed tail); do not spin
+                                // on a failing disk, and do not hold appends back meanwhile.
+                                tracing::error!(error = %e, from, to, "indexing traces failed; retrying shortly");
+                                shared.failed();
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(|source| StoreError::DataDir {
+            path: "indexer thread".into(),
+            source,
+        })?;
+    Ok(IndexerHandle {
+        progress,
+        thread: Some(thread),
+    })
+}
+
+fn in_transaction(conn: &mut Connection, f: impl FnOnce(&Connection) -> Result<()>) -> Result<()> {
+    let tx = conn.transaction()?;
+    f(&tx)?;
+    tx.commit()?;
     Ok(())
 }

@@ -1,17 +1,19 @@
 //! Durable storage for trailwatch: the sequenced trace log with its query index, consumer cursors,
 //! and the IAM metadata (domains, projects, users, credentials, revoked tokens).
 //!
-//! The embedded default is one SQLite database in WAL mode (`<data-dir>/trailwatch.db`).
+//! The embedded default is one SQLite database in WAL mode (`<data-dir>/trailwatch.db`), and the
+//! query index beside it in a second one (`<data-dir>/index.db`, derived data, rebuilt from the
+//! log when missing).
 //!
 //! # On-disk format and invariants
 //! - `traces` holds one row per accepted trace. `seq` (the rowid, `AUTOINCREMENT`) is strictly
 //!   increasing and never reused, even after retention deletes old rows. `body` is the trace as
 //!   ingested (compact JSON, [`trailwatch_trace::RenderStyle::Stored`]); the other columns are copies
 //!   of its fields kept for the query index and the filters checked on rows.
-//! - The query index (`ix_*` tables, one per filter) is built behind the log by the writer
-//!   thread in large batches (`index.rs`), not in the acknowledgment transaction. Queries read
-//!   the index up to the indexer's position and scan the log's tail beyond it, in one snapshot:
-//!   an acknowledged trace is visible to the next query whether or not it is indexed yet.
+//! - The query index (`ix_*` tables in `index.db`, one per filter) is built behind the log by the
+//!   indexer thread in large batches (`index.rs`), not in the acknowledgment transaction. Queries
+//!   read the index up to the indexer's position and scan the log's tail beyond it: an
+//!   acknowledged trace is visible to the next query whether or not it is indexed yet.
 //! - `(project_key, trace_id)` is unique: appending a trace whose id is already stored in that
 //!   project is a no-op that reports the existing `seq` (idempotent ingest, safe client retries).
 //! - Every write goes through one writer thread. Appends that arrive while a commit is in progress
@@ -79,12 +81,12 @@ pub struct StoreOptions {
     /// Traces the indexer adds to the query index per transaction.
     pub index_chunk: u64,
     /// How far (in traces) the query index may fall behind the log while appends keep coming;
-    /// past it, indexing takes turns with appends. Queries scan this tail of the log, so it
-    /// bounds their extra cost.
+    /// past it, the writer waits for the indexer before its next group. Queries scan this tail
+    /// of the log, so it bounds their extra cost.
     pub index_max_lag: u64,
-    /// Index whenever the writer has nothing else to do (the default). Off, the index moves
-    /// only when the lag bound forces it: tests use this to keep part of the log unindexed.
-    pub index_when_idle: bool,
+    /// Index as soon as traces are committed (the default). Off, the index moves only when the
+    /// lag bound forces it: tests use this to keep part of the log unindexed.
+    pub index_eagerly: bool,
 }
 
 impl StoreOptions {
@@ -96,7 +98,7 @@ impl StoreOptions {
             max_group_traces: 20_000,
             index_chunk: 10_000,
             index_max_lag: 200_000,
-            index_when_idle: true,
+            index_eagerly: true,
         }
     }
 }
@@ -229,7 +231,10 @@ struct Inner {
     readers: readers::ReaderPool,
     head: watch::Receiver<u64>,
     projects: RwLock<HashMap<String, i64>>,
+    index: Arc<index::Progress>,
     _writer_thread: writer::WriterHandle,
+    /// Stopped after the writer (field order): the writer may be waiting for it.
+    _indexer: index::IndexerHandle,
     /// Dropped after the writer (field order), so its last checkpoint sees the last commit.
     _checkpointer: checkpointer::CheckpointerHandle,
 }
@@ -243,18 +248,36 @@ impl Store {
             source,
         })?;
         let db_path = options.data_dir.join("trailwatch.db");
+        let index_path = options.data_dir.join(index::FILE);
         let conn = db::open_writer(&db_path, options.durability)?;
         let head_seq = db::head_seq(&conn)?;
         let projects = db::load_project_keys(&conn)?;
-        let (head_tx, head_rx) = watch::channel(head_seq);
-        let (tx, rx) = mpsc::channel(4096);
+        let (index_conn, indexed) = match index::open(&db_path, &index_path, head_seq) {
+            Ok(opened) => opened,
+            Err(e) => {
+                // Derived data: an unreadable index is rebuilt from the log, not a reason to stop.
+                tracing::warn!(error = %e, "the query index cannot be opened; rebuilding it");
+                index::remove_files(&index_path)?;
+                index::open(&db_path, &index_path, head_seq)?
+            }
+        };
         let policy = index::IndexPolicy {
             chunk: options.index_chunk.max(1),
             max_lag: options.index_max_lag,
-            when_idle: options.index_when_idle,
+            eager: options.index_eagerly,
         };
-        let thread = writer::spawn(conn, rx, head_tx, options.max_group_traces, policy)?;
-        let readers = readers::ReaderPool::new(db_path.clone(), options.readers.max(1));
+        let progress = Arc::new(index::Progress::new(policy, head_seq, indexed));
+        let indexer = index::spawn(index_conn, progress.clone())?;
+        let (head_tx, head_rx) = watch::channel(head_seq);
+        let (tx, rx) = mpsc::channel(4096);
+        let thread = writer::spawn(
+            conn,
+            rx,
+            head_tx,
+            options.max_group_traces,
+            progress.clone(),
+        )?;
+        let readers = readers::ReaderPool::new(db_path.clone(), index_path, options.readers.max(1));
         let checkpointer =
             checkpointer::spawn(db::open_checkpointer(&db_path, options.durability)?).map_err(
                 |source| StoreError::DataDir {
@@ -269,7 +292,9 @@ impl Store {
                 readers,
                 head: head_rx,
                 projects: RwLock::new(projects),
+                index: progress,
                 _writer_thread: thread,
+                _indexer: indexer,
                 _checkpointer: checkpointer,
             }),
         })
@@ -432,13 +457,20 @@ impl Store {
     /// Deletes traces ingested before `cutoff_ms`, oldest first, never past the slowest
     /// registered consumer cursor. Returns how many were deleted.
     pub async fn apply_retention(&self, cutoff_ms: i64) -> Result<u64> {
+        const CHUNK: usize = 5_000;
         let mut total = 0;
         loop {
-            let deleted = self
-                .write(move |tx| db::delete_expired_chunk(tx, cutoff_ms, 5_000))
-                .await?;
-            total += deleted;
-            if deleted < 5_000 {
+            let Some((last, expired)) = self
+                .read(move |c| db::expired_upto(c, cutoff_ms, CHUNK))
+                .await?
+            else {
+                return Ok(total);
+            };
+            // The index entries first (they are found from the rows), then the rows. A crash in
+            // between leaves expired traces without entries, deleted by the next pass.
+            self.inner.index.forget(last).await?;
+            total += self.write(move |tx| db::delete_upto(tx, last)).await?;
+            if expired < CHUNK {
                 return Ok(total);
             }
         }
@@ -457,9 +489,7 @@ impl Store {
     /// How many traces the query index is behind the log (queries cover them by scanning the
     /// log's tail).
     pub async fn index_lag(&self) -> Result<u64> {
-        let head = self.head();
-        let indexed = self.read(index::indexed).await?;
-        Ok(head.saturating_sub(indexed))
+        Ok(self.inner.index.lag())
     }
 
     /// Number of traces stored.

@@ -192,7 +192,7 @@ pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result
         driving_index(f)
     };
     let mut sql = format!(
-        "SELECT t.seq, t.trace_id, t.body, t.time FROM {table} i CROSS JOIN traces t ON t.seq = i.seq
+        "SELECT t.seq, t.trace_id, t.body, t.time FROM ix.{table} i CROSS JOIN traces t ON t.seq = i.seq
          WHERE i.project_key = ? AND i.seq <= ?"
     );
     let mut args = vec![SqlValue::Integer(project_key), SqlValue::Integer(indexed)];

@@ -1,5 +1,6 @@
 //! A small pool of read-only connections. WAL mode lets readers run beside the writer; each
-//! query runs on a blocking thread so the async runtime never waits on SQLite.
+//! query runs on a blocking thread so the async runtime never waits on SQLite. Each connection
+//! has the query index (`index.db`) attached as `ix`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -12,14 +13,16 @@ use crate::{Result, StoreError, db};
 #[derive(Debug)]
 pub(crate) struct ReaderPool {
     path: PathBuf,
+    index_path: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
 }
 
 impl ReaderPool {
-    pub(crate) fn new(path: PathBuf, size: usize) -> Self {
+    pub(crate) fn new(path: PathBuf, index_path: PathBuf, size: usize) -> Self {
         ReaderPool {
             path,
+            index_path,
             idle: Arc::new(Mutex::new(Vec::with_capacity(size))),
             permits: Arc::new(Semaphore::new(size)),
         }
@@ -37,13 +40,17 @@ impl ReaderPool {
             .await
             .map_err(|_| StoreError::Closed)?;
         let idle = self.idle.clone();
-        let path = self.path.clone();
+        let (path, index_path) = (self.path.clone(), self.index_path.clone());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let conn = idle.lock().ok().and_then(|mut v| v.pop());
             let conn = match conn {
                 Some(c) => c,
-                None => db::open_reader(&path)?,
+                None => {
+                    let conn = db::open_reader(&path)?;
+                    crate::index::attach(&conn, &index_path)?;
+                    conn
+                }
             };
             let result = f(&conn);
             if let Ok(mut v) = idle.lock() {

@@ -6,14 +6,15 @@
 //! back alone: one fsync serves every caller in the group. Callers are answered after `COMMIT`
 //! returns — never before.
 //!
-//! Between groups the same thread builds the query index behind the log (`index.rs`): whenever
-//! no job is waiting, and before the next group once the index lags by more than `max_lag`.
+//! The query index is built behind the log by its own thread (`index.rs`); before each group the
+//! writer waits while that index trails the log by more than its bound.
+
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::index::{self, IndexPolicy};
+use crate::index::Progress;
 use crate::{AppendOutcome, NewTrace, Result, StoreError, now_ms};
 
 /// Called after the group's `COMMIT` with its result: sends the caller its answer.
@@ -53,15 +54,11 @@ pub(crate) fn spawn(
     rx: mpsc::Receiver<Job>,
     head: watch::Sender<u64>,
     max_group_traces: usize,
-    policy: IndexPolicy,
+    index: Arc<Progress>,
 ) -> Result<WriterHandle> {
-    let indexed = index::indexed(&conn)?;
     let handle = std::thread::Builder::new()
         .name("trailwatch-store-writer".into())
-        .spawn(move || {
-            let mut indexer = Indexer { policy, indexed };
-            run(conn, rx, head, max_group_traces, &mut indexer)
-        })
+        .spawn(move || run(conn, rx, head, max_group_traces, &index))
         .map_err(|source| StoreError::DataDir {
             path: "writer thread".into(),
             source,
@@ -74,29 +71,14 @@ fn run(
     mut rx: mpsc::Receiver<Job>,
     head: watch::Sender<u64>,
     max_group: usize,
-    indexer: &mut Indexer,
+    index: &Progress,
 ) {
     let mut pending: Vec<Job> = Vec::new();
     let mut last_checkpoint = std::time::Instant::now();
-    loop {
-        let log_head = *head.borrow();
-        let first = if indexer.policy.when_idle && indexer.indexed < log_head {
-            // Index work is waiting: do it only while no job is.
-            match rx.try_recv() {
-                Ok(job) => job,
-                Err(TryRecvError::Empty) => {
-                    indexer.pass(&mut conn, log_head);
-                    continue;
-                }
-                Err(TryRecvError::Disconnected) => break,
-            }
-        } else {
-            match rx.blocking_recv() {
-                Some(job) => job,
-                None => break,
-            }
-        };
+    while let Some(first) = rx.blocking_recv() {
         pending.push(first);
+        // Backpressure for the query index; jobs queued meanwhile join this group.
+        index.wait_for_room();
         let mut traces = pending_traces(&pending);
         // Everything already queued joins this group: one fsync answers all of it.
         while traces < max_group && pending.len() < 4096 {
@@ -111,44 +93,11 @@ fn run(
             }
         }
         commit_group(&mut conn, std::mem::take(&mut pending), &head);
+        index.log_advanced(*head.borrow());
         if last_checkpoint.elapsed() >= crate::checkpointer::WRITER_CHECKPOINT_EVERY {
             last_checkpoint = std::time::Instant::now();
             if let Err(e) = crate::checkpointer::checkpoint(&conn) {
                 tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
-            }
-        }
-        let log_head = *head.borrow();
-        if log_head.saturating_sub(indexer.indexed) > indexer.policy.max_lag {
-            indexer.pass(&mut conn, log_head);
-        }
-    }
-}
-
-/// The indexer's state on the writer thread.
-struct Indexer {
-    policy: IndexPolicy,
-    /// Every trace up to this `seq` is in the query index.
-    indexed: u64,
-}
-
-impl Indexer {
-    /// Indexes the next chunk of the log (up to `log_head`) in its own transaction.
-    fn pass(&mut self, conn: &mut Connection, log_head: u64) {
-        let from = self.indexed;
-        let to = log_head.min(from.saturating_add(self.policy.chunk));
-        let result = (|| -> Result<()> {
-            let tx = conn.transaction()?;
-            index::index_range(&tx, from, to)?;
-            tx.commit()?;
-            Ok(())
-        })();
-        match result {
-            Ok(()) => self.indexed = to,
-            Err(e) => {
-                // Queries stay exact (they scan the unindexed tail); do not spin on a failing
-                // disk, but do not stop appends either.
-                tracing::error!(error = %e, from, to, "indexing traces failed; retrying shortly");
-                std::thread::sleep(std::time::Duration::from_millis(200));
             }
         }
     }
