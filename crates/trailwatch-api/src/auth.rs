@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use trailwatch_iam::lockout::Lockout;
 use trailwatch_iam::secret::SealKey;
 use trailwatch_iam::signing::{self, SignableRequest};
+use trailwatch_iam::temporary;
 use trailwatch_iam::token::{self, TokenClaims, TokenKey};
 use trailwatch_store::{Store, iam as iam_db};
 
@@ -335,6 +336,9 @@ async fn verify_signature(
             "AK access failed to reach the limit,forbidden",
         ));
     }
+    if temporary::is_temporary_access_key(&parsed.access_key) {
+        return verify_temporary(app, parts, body, &parsed, &lock_key, now).await;
+    }
     let access = parsed.access_key.clone();
     let found = app
         .iam
@@ -368,24 +372,9 @@ async fn verify_signature(
         })?;
     let secret =
         String::from_utf8(secret).map_err(|_| ApiError::unauthenticated("Get secretKey failed"))?;
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_owned(), v.to_owned()))
-        })
-        .collect();
-    let req = SignableRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
-        body,
-    };
-    let max_skew = chrono::Duration::minutes(15);
-    if let Err(e) = signing::verify(&req, &parsed, &secret, now, max_skew) {
+    let headers = signable_headers(parts);
+    let req = signable_request(parts, &headers, body);
+    if let Err(e) = signing::verify(&req, &parsed, &secret, now, max_skew()) {
         app.iam.lockout.record_failure(&lock_key, now_ms);
         return Err(ApiError::unauthenticated(format!(
             "verify aksk signature fail, {e}"
@@ -407,6 +396,91 @@ async fn verify_signature(
             project_id,
         },
     })
+}
+
+/// How far `X-Sdk-Date` may be from the server's clock (APIG: 15 minutes).
+fn max_skew() -> chrono::Duration {
+    chrono::Duration::minutes(15)
+}
+
+fn signable_headers(parts: &Parts) -> Vec<(String, String)> {
+    parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+fn signable_request<'a>(
+    parts: &'a Parts,
+    headers: &'a [(String, String)],
+    body: &'a Bytes,
+) -> SignableRequest<'a> {
+    SignableRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers,
+        body,
+    }
+}
+
+/// A request signed with a temporary AK (a Python function's `getSecurityAccessKey()`): the
+/// signed `X-Security-Token` must be this server's, unexpired, unrevoked and issued for that AK;
+/// the SK is recomputed from it and the signature checked. The caller then acts exactly as with
+/// the agency's token: its project only, and only the routes the agency's roles grant.
+/// Failures are 401 `APIGW.0301` like any bad signature; only signature mismatches (with a
+/// genuine token) count toward the lockout, which is keyed by the temporary AK and so can lock
+/// out nothing that outlives one invocation's credentials.
+async fn verify_temporary(
+    app: &AppState,
+    parts: &Parts,
+    body: &Bytes,
+    parsed: &signing::ParsedAuthorization,
+    lock_key: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Caller, ApiError> {
+    let now_ms = now.timestamp_millis();
+    let headers = signable_headers(parts);
+    let req = signable_request(parts, &headers, body);
+    let claims = match temporary::verify_request(&app.iam.token_key, &req, parsed, now, max_skew())
+    {
+        Ok(claims) => claims,
+        Err(temporary::TemporaryError::Expired { expires_at }) => {
+            return Err(ApiError::unauthenticated(format!(
+                "token expires, expires_at: {}",
+                fmt_ms(expires_at)
+            )));
+        }
+        Err(temporary::TemporaryError::InvalidSecurityToken) => {
+            return Err(ApiError::unauthenticated("decrypt token fail"));
+        }
+        Err(e @ temporary::TemporaryError::Signature(_)) => {
+            app.iam.lockout.record_failure(lock_key, now_ms);
+            return Err(ApiError::unauthenticated(format!(
+                "verify aksk signature fail, {e}"
+            )));
+        }
+        Err(e) => {
+            return Err(ApiError::unauthenticated(format!(
+                "verify aksk signature fail, {e}"
+            )));
+        }
+    };
+    app.iam.lockout.record_success(lock_key);
+    if app.iam.is_revoked(&claims.jti) {
+        return Err(ApiError::unauthenticated("token has been revoked"));
+    }
+    // Only agencies get temporary credentials; anything else was not minted by this server.
+    let Some(agency) = claims.agency.clone() else {
+        return Err(ApiError::unauthenticated("decrypt token fail"));
+    };
+    check_agency_call(app, &claims, &agency, parts).await?;
+    Ok(caller_from_claims(claims))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

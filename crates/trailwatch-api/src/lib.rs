@@ -23,6 +23,7 @@ pub mod metrics;
 mod passwords;
 pub mod server;
 pub mod smn;
+pub mod tls;
 pub mod trackers;
 
 use std::sync::Arc;

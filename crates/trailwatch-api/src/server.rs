@@ -50,6 +50,8 @@ pub struct ServerOptions {
     /// The interpreter of the Python runtime (`python3` on `PATH`, or a virtualenv's
     /// `bin/python` for runtime-wide libraries; `[python] interpreter`).
     pub python: PathBuf,
+    /// TLS on the listener (`[server] tls_cert` / `tls_key`); `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl ServerOptions {
@@ -66,6 +68,7 @@ impl ServerOptions {
             objects: None,
             archive_cycle: std::time::Duration::from_secs(300),
             python: PathBuf::from("python3"),
+            tls: None,
         }
     }
 }
@@ -102,8 +105,12 @@ pub async fn run(
 /// Handed to a [`StartupHook`] once the server accepts requests.
 #[derive(Debug)]
 pub struct Started {
-    /// `http://{address}` of the listener (an unspecified address is replaced by loopback).
+    /// `http://{address}` of the listener, or `https://` with TLS (an unspecified address is
+    /// replaced by loopback).
     pub url: String,
+    /// With TLS, the server's certificate chain (PEM): a client of the startup work pins its
+    /// first (leaf) certificate to reach [`Started::url`] (`Client::connect_pinned`).
+    pub tls_roots: Option<Vec<u8>>,
     /// The id of the bootstrap project `default`.
     pub project_id: String,
     /// A token of the bootstrap administrator (`admin` of domain `default`) scoped to that
@@ -162,13 +169,22 @@ pub async fn run_with_startup(
         },
     ));
     let local = listener.local_addr()?;
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     state
         .functions
-        .set_endpoint(format!("http://{}", loopback_if_unspecified(local)));
+        .set_endpoint(format!("{scheme}://{}", loopback_if_unspecified(local)));
     let startup_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
     if let Some(hook) = startup {
-        let (started, claims) = startup_context(&state, local).await?;
+        let (mut started, claims) = startup_context(&state, local).await?;
+        if let Some(tls) = &options.tls {
+            started.url = format!("https://{}", loopback_if_unspecified(local));
+            started.tls_roots = Some(tls.chain_pem().to_vec());
+        }
         let iam = state.iam.clone();
         let slot = startup_failure.clone();
         tokio::spawn(async move {
@@ -185,15 +201,26 @@ pub async fn run_with_startup(
         });
     }
     let app = crate::router(state);
-    tracing::info!(address = %local, "trailwatch is listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                () = shutdown => {}
-                Ok(()) = failed_rx => {}
-            }
-        })
-        .await?;
+    tracing::info!(address = %local, tls = options.tls.is_some(), "trailwatch is listening");
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            Ok(()) = failed_rx => {}
+        }
+    };
+    // The same graceful shutdown either way: stop accepting, finish in-flight requests.
+    match &options.tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+        Some(tls) => {
+            axum::serve(crate::tls::TlsListener::new(listener, tls), app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+    }
     // Deliveries still in flight stay pending in the outbox and resume at the next start.
     let _ = stop_tx.send(true);
     let _ = engine_stop_tx.send(true);
@@ -255,6 +282,7 @@ async fn startup_context(
     let token = trailwatch_iam::token::issue(&state.iam.token_key, &claims);
     let started = Started {
         url: format!("http://{}", loopback_if_unspecified(local)),
+        tls_roots: None,
         project_id: project.id,
         admin_token: Secret::new(token),
         store: state.store.clone(),
@@ -273,10 +301,13 @@ fn loopback_if_unspecified(local: std::net::SocketAddr) -> std::net::SocketAddr 
     std::net::SocketAddr::new(ip, local.port())
 }
 
-/// Mints the token a Python function's `context.getToken()` returns: project-scoped, carrying
-/// the agency's name (`methods: ["assume_role"]`), for an agency of the project's domain that
-/// trusts the function service and has not expired. Signed with this server's token key, so it
-/// is valid against this server's API only.
+/// Mints what a Python function's `context` hands out for its agency, for an agency of the
+/// project's domain that trusts the function service and has not expired: the token of
+/// `getToken()` (project-scoped, carrying the agency's name, `methods: ["assume_role"]`) and a
+/// temporary AK/SK with its security token (`getSecurityAccessKey()`/… and the deprecated
+/// `getAccessKey()`/`getSecretKey()`; `trailwatch_iam::temporary`) carrying the same claims
+/// under another `jti`. Everything is signed with (or derived from) this server's token key, so
+/// it is valid against this server's API only, with exactly the agency's rights there.
 fn agency_token_minter(store: Store, iam: Arc<Iam>) -> CredentialMinter {
     Arc::new(move |project_id: String, agency: String, ttl_ms: i64| {
         let (store, iam) = (store.clone(), iam.clone());
@@ -324,7 +355,24 @@ fn agency_token_minter(store: Store, iam: Arc<Iam>) -> CredentialMinter {
                 expires_at: now + ttl_ms,
                 agency: Some(a.name),
             };
-            Ok(trailwatch_iam::token::issue(&iam.token_key, &claims))
+            let token = trailwatch_iam::token::issue(&iam.token_key, &claims);
+            let temporary = trailwatch_iam::temporary::issue(
+                &iam.token_key,
+                trailwatch_iam::token::TokenClaims {
+                    jti: ids::new_id32(),
+                    ..claims
+                },
+            );
+            // FunctionGraph deprecated getAccessKey()/getSecretKey() in favour of the security
+            // pair; both answer the same temporary credentials.
+            Ok(trailwatch_python::Credentials {
+                token,
+                access_key: temporary.access_key.clone(),
+                secret_key: temporary.secret_key.clone(),
+                security_access_key: temporary.access_key,
+                security_secret_key: temporary.secret_key,
+                security_token: temporary.security_token,
+            })
         })
     })
 }

@@ -7,6 +7,7 @@
 //! target/release/trailwatch-bench ingest          # durable ingest vs a parse-only axum server
 //! target/release/trailwatch-bench query           # query latency and RSS over 5 M stored traces
 //! target/release/trailwatch-bench python          # Python runtime: warm, cold, CTS trigger
+//! target/release/trailwatch-bench all [--quick]   # the end-to-end table with every peer (all.rs)
 //! ```
 //! Results are appended to `bench/results/<date>.json`; BENCHMARKS.md quotes them.
 
@@ -19,6 +20,9 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use trailwatch_client::{Client, ClientConfig, Credentials};
+
+mod all;
+mod e2e;
 
 const ADMIN_PASSWORD: &str = "Bench-password-1";
 
@@ -50,12 +54,27 @@ enum Cmd {
     /// `login_audit`, at a fixed rate; the in-process decision rate; and the tutorial's Python
     /// handler (`peer_a.py ref|fixed`) on the same traces as the peer.
     Functions {
-        /// Traces per second for the latency run.
-        #[arg(long, default_value_t = 1000)]
-        rate: u32,
-        /// Seconds of the latency run.
+        /// Traces per second for the latency run; several (`--rate 1000,10000`) run one after
+        /// the other on the same server.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000])]
+        rate: Vec<u32>,
+        /// Seconds of each latency run.
         #[arg(long, default_value_t = 10)]
         seconds: u32,
+        /// The traces sent: `in-order` (gen_traces.py's file, all services, ~10 % of addresses
+        /// disallowed) or `ten-percent` (IAM login/logout only, exactly every 10th disallowed).
+        #[arg(long, default_value = "in-order")]
+        mix: String,
+    },
+    /// The end-to-end table in one run: the tutorial's setup (webhook + email) at 1k/s, 10k/s
+    /// and max with 10 % disallowed logins (latency, alarms, CPU, RSS), and the peers: the
+    /// tutorial's handler in Python (`peer_a.py ref|fixed`), `fail2ban-regex`, the axum
+    /// parse-only server, `sha256sum` vs `trailwatch verify`. Writes
+    /// `bench/results/<date>-all.md`.
+    All {
+        /// Short phases (about two minutes in all), to check that it works.
+        #[arg(long)]
+        quick: bool,
     },
     /// SMN: publish → webhook latency at a fixed rate, durable publish throughput (wrk), and the
     /// tutorial's delivery path (one Python `requests.post` process per alarm) as the peer.
@@ -218,6 +237,7 @@ async fn admin_client(url: &str) -> anyhow::Result<Client> {
         },
         project: "default".into(),
         domain: "default".into(),
+        ca_cert_pem: None,
     })
     .await?)
 }
@@ -370,7 +390,7 @@ fn chrono_date() -> String {
         .unwrap_or_else(|| "unknown-date".into())
 }
 
-async fn ingest(duration: &str, connections: u32) -> anyhow::Result<()> {
+async fn ingest(duration: &str, connections: u32) -> anyhow::Result<Value> {
     let traces = ensure_traces(200_000)?;
     let body_dir = work_dir()?.join("ingest-bodies");
     let count = write_ingest_bodies(&traces, &body_dir, 1000)?;
@@ -474,7 +494,7 @@ async fn ingest(duration: &str, connections: u32) -> anyhow::Result<()> {
             ours.non_2xx
         );
     }
-    append_result("ingest", &result)
+    Ok(result)
 }
 
 /// One unlabelled metric from `/metrics`.
@@ -632,7 +652,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Ingest {
             duration,
             connections,
-        } => ingest(&duration, connections).await,
+        } => append_result("ingest", &ingest(&duration, connections).await?),
         Cmd::Query { traces, queries } => query(traces, queries).await,
         Cmd::PeerAxum { listen } => peer_axum(&listen).await,
         Cmd::Smn {
@@ -640,7 +660,8 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             peer_alarms,
         } => smn_bench(rate, seconds, peer_alarms).await,
-        Cmd::Functions { rate, seconds } => functions_bench(rate, seconds).await,
+        Cmd::Functions { rate, seconds, mix } => functions_bench(&rate, seconds, &mix).await,
+        Cmd::All { quick } => all::all(quick).await,
         Cmd::Python { warm, cold, traces } => python_bench(warm, cold, traces).await,
     }
 }
@@ -908,8 +929,40 @@ fn peer_a(variant: &str, traces: &Path, allowlist: &Path) -> anyhow::Result<(f64
     ))
 }
 
-async fn functions_bench(rate: u32, seconds: u32) -> anyhow::Result<()> {
-    use trailwatch_functions::builtins::login_audit::{Decision, LoginAudit};
+/// The `login_audit` decision in-process on one core: parses `lines` first, then decides in a
+/// loop for at least `min_seconds`. Returns (parsed traces, parsed traces/s, decisions/s, alarms
+/// per pass).
+fn decision_rate(
+    lines: &[String],
+    audit: &trailwatch_functions::builtins::login_audit::LoginAudit,
+    min_seconds: f64,
+) -> (usize, f64, f64, u64) {
+    use trailwatch_functions::builtins::login_audit::Decision;
+    let parse_started = Instant::now();
+    let parsed: Vec<trailwatch_trace::Trace> = lines
+        .iter()
+        .filter_map(|l| trailwatch_trace::Trace::from_json_str(l).ok())
+        .collect();
+    let parse_rate = parsed.len() as f64 / parse_started.elapsed().as_secs_f64();
+    let mut decisions = 0u64;
+    let mut alarms_per_pass = 0u64;
+    let decide_started = Instant::now();
+    while decide_started.elapsed() < Duration::from_secs_f64(min_seconds) {
+        let mut alarms = 0u64;
+        for t in &parsed {
+            if matches!(std::hint::black_box(audit.decide(t)), Decision::Alarm(_)) {
+                alarms += 1;
+            }
+        }
+        alarms_per_pass = alarms;
+        decisions += parsed.len() as u64;
+    }
+    let decide_rate = decisions as f64 / decide_started.elapsed().as_secs_f64();
+    (parsed.len(), parse_rate, decide_rate, alarms_per_pass)
+}
+
+async fn functions_bench(rates: &[u32], seconds: u32, mix: &str) -> anyhow::Result<()> {
+    use trailwatch_functions::builtins::login_audit::LoginAudit;
     use trailwatch_functions::user_data::UserData;
 
     let traces_path = ensure_traces(200_000)?;
@@ -930,157 +983,47 @@ async fn functions_bench(rate: u32, seconds: u32) -> anyhow::Result<()> {
         &json!({"SMN_Topic": "bench_alarms", "RegionName": "local", "IP": ip_list}).to_string(),
     )?;
     let audit = LoginAudit::from_config(&user_data).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let parse_started = Instant::now();
-    let parsed: Vec<trailwatch_trace::Trace> = raw_lines
-        .iter()
-        .filter_map(|l| trailwatch_trace::Trace::from_json_str(l).ok())
-        .collect();
-    let parse_rate = parsed.len() as f64 / parse_started.elapsed().as_secs_f64();
-    let mut decisions = 0u64;
-    let mut alarms_per_pass = 0u64;
-    let decide_started = Instant::now();
-    while decide_started.elapsed() < Duration::from_secs(2) {
-        let mut alarms = 0u64;
-        for t in &parsed {
-            if matches!(std::hint::black_box(audit.decide(t)), Decision::Alarm(_)) {
-                alarms += 1;
-            }
-        }
-        alarms_per_pass = alarms;
-        decisions += parsed.len() as u64;
-    }
-    let decide_rate = decisions as f64 / decide_started.elapsed().as_secs_f64();
+    let (n_parsed, parse_rate, decide_rate, alarms_per_pass) =
+        decision_rate(&raw_lines, &audit, 2.0);
 
     // 2. The peers, on the same traces.
     let (ref_loop, ref_total, ref_alarms) = peer_a("ref", &traces_path, &allowlist_path)?;
     let (fixed_loop, fixed_total, fixed_alarms) = peer_a("fixed", &traces_path, &allowlist_path)?;
 
-    // 3. End to end: ingest acknowledgment → alarm at the webhook.
-    let data = work_dir()?.join("tw-functions");
-    let _ = std::fs::remove_dir_all(&data);
-    let (tw, url) = start_trailwatch(&data)?;
-    let client = admin_client(&url).await?;
-    let (token, _) = client.password_token(Some("default")).await?;
-    let pid = client.project_id().to_owned();
-    let arrivals = Arrivals {
-        origin: Instant::now(),
-        seen: Default::default(),
-        count: Default::default(),
-    };
-    let hook = bench_receiver_by_message(arrivals.clone()).await?;
-    let http = reqwest::Client::new();
-    alarm_topic(&http, &url, &pid, &token, "bench_alarms", &hook).await?;
-    // The template puts the trace id first, so the receiver can match alarms to traces.
-    post_json(
-        &http,
-        &format!("{url}/v2/{pid}/notifications/message_template"),
-        &token,
-        reqwest::Method::POST,
-        json!({"message_template_name": "login_audit", "protocol": "default",
-               "content": "{trace_id} Illegal operation[  IP:{source_ip},  Action:{action}]"}),
+    // 3. End to end: ingest acknowledgment → alarm at the webhook, at each rate in turn.
+    let workload = std::sync::Arc::new(match mix {
+        "in-order" => e2e::Workload::in_order(&raw_lines, &audit)?,
+        "ten-percent" => e2e::Workload::ten_percent(&raw_lines, &audit)?,
+        other => bail!("--mix {other}: expected in-order or ten-percent"),
+    });
+    let mut rig = e2e::tutorial_rig(
+        &work_dir()?.join("tw-functions"),
+        &e2e::RigOptions {
+            email: false,
+            archive_cycle_seconds: None,
+        },
+        &ip_list,
     )
     .await?;
-    smn_agency(&http, &url, &pid, &token, "serverless_trust").await?;
-    let user_data = json!({"SMN_Topic": "bench_alarms", "RegionName": "local", "IP": ip_list,
-                           "SMN_Template": "login_audit"});
-    post_json(&http, &format!("{url}/v2/{pid}/fgs/functions"), &token, reqwest::Method::POST,
-        json!({"func_name": "login_audit", "package": "default", "runtime": "builtin", "handler": "login_audit",
-               "memory_size": 128, "timeout": 30, "user_data": user_data.to_string(), "xrole": "serverless_trust"})).await?;
-    post_json(&http, &format!("{url}/v2/{pid}/fgs/triggers/login_audit"), &token, reqwest::Method::POST,
-        json!({"trigger_type_code": "CTS", "event_data": {"name": "login_audit", "operations": ["IAM:user:login;logout"]}})).await?;
-
-    // Batches of 10 every 10 ms (1000/s by default); each trace's acknowledgment time is its
-    // batch's answer.
-    let per_batch = 10usize;
-    let total = (rate * seconds) as usize;
-    let batches = total / per_batch;
-    let mut expected_alarms = std::collections::HashSet::new();
-    let mut bodies = Vec::with_capacity(batches);
-    for b in 0..batches {
-        let mut items = Vec::with_capacity(per_batch);
-        let mut ids = Vec::with_capacity(per_batch);
-        for k in 0..per_batch {
-            let i = b * per_batch + k;
-            let mut v: Value = serde_json::from_str(&raw_lines[i % raw_lines.len()])?;
-            let id = format!("bench-{i}");
-            v["trace_id"] = json!(id);
-            if let Ok(t) = trailwatch_trace::Trace::from_value(v.clone())
-                && matches!(audit.decide(&t), Decision::Alarm(_))
-            {
-                expected_alarms.insert(id.clone());
-            }
-            ids.push(id);
-            items.push(v);
-        }
-        bodies.push((json!({"traces": items}).to_string(), ids));
+    let mut runs = Vec::new();
+    for &rate in rates {
+        let label = rate.to_string();
+        let phase = e2e::Phase {
+            label: &label,
+            rate: Some(rate),
+            seconds: f64::from(seconds),
+            alarm_wait: Duration::from_secs(30),
+        };
+        runs.push(e2e::drive(&rig, &workload, &phase).await?);
     }
-    let ingest_url = format!("{url}/v3/{pid}/traces");
-    let acks = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-    let mut tick =
-        tokio::time::interval(Duration::from_secs_f64(per_batch as f64 / f64::from(rate)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for (body, ids) in bodies {
-        tick.tick().await;
-        let (http, u, t, acks, origin) = (
-            http.clone(),
-            ingest_url.clone(),
-            token.clone(),
-            acks.clone(),
-            arrivals.origin,
-        );
-        tasks.spawn(async move {
-            if let Ok(r) = http
-                .post(&u)
-                .header("X-Auth-Token", &t)
-                .body(body)
-                .send()
-                .await
-                && r.status().is_success()
-            {
-                let at = origin.elapsed().as_secs_f64() * 1000.0;
-                if let Ok(mut a) = acks.lock() {
-                    for id in ids {
-                        a.insert(id, at);
-                    }
-                }
-            }
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    let offered = total as f64 / started.elapsed().as_secs_f64();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while arrivals.count.load(std::sync::atomic::Ordering::Relaxed) < expected_alarms.len()
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let acks = acks.lock().map(|a| a.clone()).unwrap_or_default();
-    let seen = arrivals.seen.lock().map(|s| s.clone()).unwrap_or_default();
-    let unexpected = seen
-        .keys()
-        .filter(|k| !expected_alarms.contains(*k))
-        .count();
-    let mut latencies: Vec<f64> = expected_alarms
-        .iter()
-        .filter_map(|id| Some((seen.get(id)? - acks.get(id)?).max(0.0)))
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let (_, peak) = rss_mib(tw.pid());
-    drop(tw);
+    let (_, peak) = rss_mib(rig.server_pid());
+    rig.stop();
 
     let result = json!({
-        "end_to_end": {
-            "offered_traces_per_s": offered.round(), "acknowledged": acks.len(),
-            "expected_alarms": expected_alarms.len(), "alarms_received": seen.len(),
-            "alarms_unexpected": unexpected, "alarms_total_deliveries": arrivals.count.load(std::sync::atomic::Ordering::Relaxed),
-            "ack_to_webhook_p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99),
-            "p999_ms": percentile(&latencies, 0.999), "max_ms": percentile(&latencies, 1.0),
-        },
+        "workload": workload.describe(),
+        "end_to_end": runs,
         "decision_in_process": {
-            "traces": parsed.len(), "parse_traces_per_s": parse_rate.round(),
+            "traces": n_parsed, "parse_traces_per_s": parse_rate.round(),
             "decisions_per_s_one_core": decide_rate.round(), "alarms_per_pass": alarms_per_pass,
         },
         "peer_a_ref": {"loop_events_per_s": ref_loop, "total_events_per_s": ref_total, "alarms": ref_alarms},
@@ -1091,49 +1034,6 @@ async fn functions_bench(rate: u32, seconds: u32) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&result)?);
     append_result("functions", &result)
-}
-
-/// Like [`bench_receiver`], but keys arrivals by the first word of the message (the trace id
-/// the benchmark's template puts there).
-async fn bench_receiver_by_message(arrivals: Arrivals) -> anyhow::Result<String> {
-    use axum::routing::post;
-    async fn hook(
-        axum::extract::State(a): axum::extract::State<Arrivals>,
-        body: bytes::Bytes,
-    ) -> axum::http::StatusCode {
-        let at = a.origin.elapsed().as_secs_f64() * 1000.0;
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        match v["type"].as_str() {
-            Some("SubscriptionConfirmation") => {
-                if let Some(url) = v["subscribe_url"].as_str().map(str::to_owned) {
-                    tokio::spawn(async move {
-                        let _ = reqwest::get(url).await;
-                    });
-                }
-            }
-            _ => {
-                let id = v["message"]
-                    .as_str()
-                    .and_then(|m| m.split_whitespace().next())
-                    .unwrap_or("")
-                    .to_owned();
-                if let Ok(mut m) = a.seen.lock() {
-                    m.entry(id).or_insert(at);
-                }
-                a.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        axum::http::StatusCode::OK
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let app = axum::Router::new()
-        .route("/hook", post(hook))
-        .with_state(arrivals);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(url)
 }
 
 /// Creates topic `name`, subscribes the HTTP receiver `hook` to it and waits until the receiver

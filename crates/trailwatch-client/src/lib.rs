@@ -11,6 +11,7 @@
 //!     credentials: Credentials::AkSk { access_key: "AK".into(), secret_key: "SK".into() },
 //!     project: "default".into(),
 //!     domain: "default".into(),
+//!     ca_cert_pem: None,
 //! }).await?;
 //! let page = client.list_traces(&[("trace_name", "login".into())]).await?;
 //! # let _ = page; Ok(()) }
@@ -20,6 +21,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use trailwatch_iam::signing::{self, SignableRequest};
+
+mod pinned;
 
 /// How the client proves who it is.
 #[derive(Clone)]
@@ -54,6 +57,9 @@ pub struct ClientConfig {
     pub project: String,
     /// Domain (account) name of the user, for password logins.
     pub domain: String,
+    /// PEM certificates (a CA, or a server's self-signed certificate) trusted for `https://`
+    /// endpoints besides the system's roots; `None` trusts the system's roots only.
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +124,25 @@ pub fn error_message(body: &Value) -> Option<String> {
 impl Client {
     /// Builds a client and resolves the project name to its id (one request).
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        Client::connect_inner(config, None).await
+    }
+
+    /// [`Client::connect`] to a server that must present exactly the leaf certificate of
+    /// `server_chain_pem` (the first certificate in it), whatever name the endpoint uses and
+    /// whoever issued it: how a server reaches its own listener over TLS (`serve`'s start-up
+    /// work). `ClientConfig::ca_cert_pem` is not used.
+    pub async fn connect_pinned(
+        config: ClientConfig,
+        server_chain_pem: &[u8],
+    ) -> Result<Client, ClientError> {
+        let tls = pinned::client_config(server_chain_pem).map_err(ClientError::Config)?;
+        Client::connect_inner(config, Some(tls)).await
+    }
+
+    async fn connect_inner(
+        config: ClientConfig,
+        pinned_tls: Option<rustls::ClientConfig>,
+    ) -> Result<Client, ClientError> {
         let endpoint = Url::parse(config.endpoint.trim_end_matches('/')).map_err(|e| {
             ClientError::Config(format!("endpoint `{}` is not a URL: {e}", config.endpoint))
         })?;
@@ -127,10 +152,25 @@ impl Client {
                 config.endpoint
             )));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .connect_timeout(std::time::Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &config.ca_cert_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Config(format!("CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Config(
+                    "CA certificate: no PEM certificate found (expected -----BEGIN CERTIFICATE-----)"
+                        .into(),
+                ));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        if let Some(tls) = pinned_tls {
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))?;
         let mut client = Client {

@@ -129,16 +129,19 @@ fn runtime_kind(runtime: &str) -> Result<RuntimeKind, FssError> {
     )))
 }
 
-/// Mints the short-lived token a Python function's `context.getToken()` returns: arguments are
-/// the project id, the agency name and the lifetime in ms; the answer is an `X-Auth-Token`
-/// valid against this server only, or why the agency cannot be assumed.
+/// Mints the short-lived credentials of a Python function's agency: arguments are the project
+/// id, the agency name and the lifetime in ms; the answer is the agency token
+/// (`context.getToken()`, an `X-Auth-Token`) and a temporary AK/SK with its security token
+/// (`getSecurityAccessKey()`/… and the deprecated `getAccessKey()`/`getSecretKey()`), all valid
+/// against this server only, or why the agency cannot be assumed.
 pub type CredentialMinter = Arc<
     dyn Fn(
             String,
             String,
             i64,
-        ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>>
-        + Send
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = Result<trailwatch_python::Credentials, String>> + Send>,
+        > + Send
         + Sync,
 >;
 
@@ -147,7 +150,7 @@ pub type CredentialMinter = Arc<
 pub struct PythonSetup {
     /// The runtime, or why it is not available (answered when a Python function is created).
     pub runtime: Result<Arc<trailwatch_python::PythonRuntime>, String>,
-    /// Mints agency tokens for `context.getToken()`.
+    /// Mints agency credentials for `context.getToken()` / `getSecurityAccessKey()` / ….
     pub minter: CredentialMinter,
 }
 
@@ -1666,8 +1669,9 @@ impl FunctionService {
         }
     }
 
-    /// `context.getToken()` for this invocation: a token of the function's agency, valid for
-    /// the invocation's timeout plus 10 minutes; empty without an agency.
+    /// `context.getToken()` and the temporary AK/SK + security token for this invocation: the
+    /// function's agency's, valid for the invocation's timeout plus 10 minutes; empty without an
+    /// agency.
     async fn python_credentials(
         &self,
         f: &Loaded,
@@ -1679,13 +1683,9 @@ impl FunctionService {
             return Err("the Python runtime is not enabled on this server".into());
         };
         let ttl_ms = (i64::from(f.spec.timeout) + 600) * 1000;
-        let token = (setup.minter)(f.row.project_id.clone(), agency.clone(), ttl_ms)
+        (setup.minter)(f.row.project_id.clone(), agency.clone(), ttl_ms)
             .await
-            .map_err(|e| format!("cannot assume agency `{agency}`: {e}"))?;
-        Ok(trailwatch_python::Credentials {
-            token,
-            ..Default::default()
-        })
+            .map_err(|e| format!("cannot assume agency `{agency}`: {e}"))
     }
 
     async fn apply_effects(

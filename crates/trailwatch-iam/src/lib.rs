@@ -3,6 +3,8 @@
 //! - [`signing`]: `SDK-HMAC-SHA256` AK/SK request signing and verification, byte-compatible with the
 //!   Huawei Cloud / Open Telekom Cloud SDKs (`cloud-apis.md` §7.2).
 //! - [`token`]: signed bearer tokens (`X-Auth-Token`) verifiable without a database lookup.
+//! - [`temporary`]: an agency's temporary AK/SK + `X-Security-Token`, derived and verified
+//!   statelessly from the token key.
 //! - [`password`]: argon2id password hashing and the password policy.
 //! - [`secret`]: [`Secret`] strings that never print, and AES-256-GCM sealing of secrets at rest.
 //! - [`keys`]: the single [`MasterKey`] from which token and seal keys are derived.
@@ -60,6 +62,7 @@ pub mod password;
 pub mod roles;
 pub mod secret;
 pub mod signing;
+pub mod temporary;
 pub mod token;
 
 pub use keys::MasterKey;

@@ -191,7 +191,7 @@ pub fn canonical_query(query: &str) -> String {
 ///
 /// A header sent several times yields its values joined by `,` (the HTTP list form), so duplicates
 /// cannot be used to make signer and verifier look at different copies.
-fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
+pub(crate) fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
     let mut found: Option<String> = None;
     for (n, v) in headers {
         if n.eq_ignore_ascii_case(name) {

@@ -54,7 +54,7 @@ impl TokenKey {
         TokenKey(hmac::Key::new(hmac::HMAC_SHA256, &b))
     }
 
-    fn mac(&self, data: &[u8]) -> hmac::Tag {
+    pub(crate) fn mac(&self, data: &[u8]) -> hmac::Tag {
         hmac::sign(&self.0, data)
     }
 }
@@ -84,11 +84,22 @@ pub enum TokenError {
 
 /// Issues a token for `claims`.
 pub fn issue(key: &TokenKey, claims: &TokenClaims) -> String {
+    issue_with_prefix(key, PREFIX, claims)
+}
+
+/// `prefix + base64url(json(claims)) + "." + base64url(HMAC(key, prefix + payload))`. The MAC
+/// covers the prefix, so tokens of different prefixes (formats) can never stand in for each
+/// other even though they share the key.
+pub(crate) fn issue_with_prefix<T: serde::Serialize>(
+    key: &TokenKey,
+    prefix: &str,
+    claims: &T,
+) -> String {
     // Serialising a struct of strings, integers and options cannot fail; the fallback keeps this
     // infallible without a panic path and would produce a token that simply fails to verify.
     let json = serde_json::to_vec(claims).unwrap_or_default();
-    let mut token = String::with_capacity(PREFIX.len() + json.len() * 4 / 3 + 48);
-    token.push_str(PREFIX);
+    let mut token = String::with_capacity(prefix.len() + json.len() * 4 / 3 + 48);
+    token.push_str(prefix);
     URL_SAFE_NO_PAD.encode_string(&json, &mut token);
     let tag = key.mac(token.as_bytes());
     token.push('.');
@@ -101,10 +112,26 @@ pub fn issue(key: &TokenKey, claims: &TokenClaims) -> String {
 /// The MAC is checked (constant time) before the payload is parsed, so untrusted JSON is never
 /// deserialised. Expired means `now_ms >= expires_at`.
 pub fn verify(key: &TokenKey, token: &str, now_ms: i64) -> Result<TokenClaims, TokenError> {
+    let claims: TokenClaims = open_with_prefix(key, PREFIX, token)?;
+    if now_ms >= claims.expires_at {
+        return Err(TokenError::Expired {
+            expires_at: claims.expires_at,
+        });
+    }
+    Ok(claims)
+}
+
+/// Checks the MAC of a token issued by [`issue_with_prefix`] with the same `prefix`, then
+/// decodes its claims. Expiry is the caller's business.
+pub(crate) fn open_with_prefix<T: serde::de::DeserializeOwned>(
+    key: &TokenKey,
+    prefix: &str,
+    token: &str,
+) -> Result<T, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
-    let body = token.strip_prefix(PREFIX).ok_or(TokenError::Malformed)?;
+    let body = token.strip_prefix(prefix).ok_or(TokenError::Malformed)?;
     let (payload_b64, mac_b64) = body.split_once('.').ok_or(TokenError::Malformed)?;
     let mac = URL_SAFE_NO_PAD
         .decode(mac_b64)
@@ -112,7 +139,7 @@ pub fn verify(key: &TokenKey, token: &str, now_ms: i64) -> Result<TokenClaims, T
     if mac.len() != 32 {
         return Err(TokenError::Malformed);
     }
-    let signed_len = PREFIX.len() + payload_b64.len();
+    let signed_len = prefix.len() + payload_b64.len();
     let signed = token.get(..signed_len).ok_or(TokenError::Malformed)?;
     let expected = key.mac(signed.as_bytes());
     if !bool::from(expected.as_ref().ct_eq(&mac)) {
@@ -121,13 +148,7 @@ pub fn verify(key: &TokenKey, token: &str, now_ms: i64) -> Result<TokenClaims, T
     let json = URL_SAFE_NO_PAD
         .decode(payload_b64)
         .map_err(|_| TokenError::Malformed)?;
-    let claims: TokenClaims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-    if now_ms >= claims.expires_at {
-        return Err(TokenError::Expired {
-            expires_at: claims.expires_at,
-        });
-    }
-    Ok(claims)
+    serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)
 }
 
 #[cfg(test)]

@@ -115,6 +115,7 @@ def handler(event, context):
         "getSecurityToken": context.getSecurityToken(),
         "getAlias": context.getAlias(),
         "env": sorted(os.environ.keys()),
+        "env_values": "\n".join(os.environ.values()),
         "tmp": tempfile.gettempdir(),
         "cwd": os.getcwd(),
         "pid": os.getpid(),
@@ -130,7 +131,14 @@ async fn every_context_method_and_a_scrubbed_environment() {
     let code = zip_of(&[("index.py", CONTEXT_HANDLER)]);
     let s = setup("f-ctx", &code, "index.handler");
     let mut inv = call("req-1", json!({"k": [1, 2]}), 5);
-    inv.credentials.token = "tok-abc".into();
+    inv.credentials = Credentials {
+        token: "tok-abc".into(),
+        access_key: "ak-deprecated".into(),
+        secret_key: "sk-deprecated".into(),
+        security_access_key: "ak-security".into(),
+        security_secret_key: "sk-security".into(),
+        security_token: "st-security".into(),
+    };
     inv.alias = "prod".into();
     let o = run(&rt, &s, &code, &inv).await;
     let v = o.result.clone().unwrap();
@@ -148,15 +156,20 @@ async fn every_context_method_and_a_scrubbed_environment() {
     assert_eq!(v["getCPUNumber"], 300);
     assert_eq!(v["getPackage"], "default");
     assert_eq!(v["getProjectID"], "p0123");
-    assert_eq!(v["getToken"], "tok-abc");
-    for k in [
-        "getAccessKey",
-        "getSecretKey",
-        "getSecurityAccessKey",
-        "getSecuritySecretKey",
-        "getSecurityToken",
-    ] {
-        assert_eq!(v[k], "", "{k}");
+    let secrets = [
+        ("getToken", "tok-abc"),
+        ("getAccessKey", "ak-deprecated"),
+        ("getSecretKey", "sk-deprecated"),
+        ("getSecurityAccessKey", "ak-security"),
+        ("getSecuritySecretKey", "sk-security"),
+        ("getSecurityToken", "st-security"),
+    ];
+    for (k, want) in secrets {
+        assert_eq!(v[k], want, "{k}");
+        // Handed to `context` only: never in the environment or the invocation's log.
+        let env = v["env_values"].as_str().unwrap();
+        assert!(!env.contains(want), "{k} in the environment");
+        assert!(!o.log.contains(want), "{k} in the log:\n{}", o.log);
     }
     assert_eq!(v["getAlias"], "prod");
     // Only the documented variables (plus what the interpreter itself adds, e.g. LC_CTYPE).

@@ -20,6 +20,17 @@ pub struct Parsed {
     pub skipped: u64,
 }
 
+/// Earliest `time` the trace model accepts, in ms: 1973-03-03T09:46:40Z (`trailwatch-trace`
+/// reads smaller integers as seconds, so an earlier millisecond value would not round-trip).
+pub(crate) const MIN_TIME_MS: i64 = 100_000_000_000;
+
+/// Why `time_ms` cannot be a trace's `time`, if it cannot (the record becomes a [`Problem`]).
+pub(crate) fn time_out_of_range(time_ms: i64) -> Option<String> {
+    (time_ms < MIN_TIME_MS).then(|| {
+        format!("time {time_ms} ms is before 1973-03-03T09:46:40Z, the earliest a trace can have")
+    })
+}
+
 /// A record that did not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

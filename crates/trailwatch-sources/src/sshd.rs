@@ -44,8 +44,10 @@
 //! an event message is recognised (`Accepted`, `Failed`, …) but its address is not a valid IPv4
 //! or IPv6 literal (`253.252.51.07`, `192.030.0.6`, a host name such as `example.com`) or it is
 //! cut off; the user name exceeds 256 characters or the host name 1024 (the trace model's
-//! limits); a journald record is not a JSON object (e.g. truncated) or lacks a string `MESSAGE`
-//! (journald writes non-UTF-8 messages as byte arrays) or `__REALTIME_TIMESTAMP`.
+//! limits); its time is before 1973-03-03T09:46:40Z, the earliest the trace model accepts (an
+//! RFC 5424 year 1396, a journald timestamp of a few microseconds); a journald record is not a
+//! JSON object (e.g. truncated) or lacks a string `MESSAGE` (journald writes non-UTF-8 messages
+//! as byte arrays) or `__REALTIME_TIMESTAMP`.
 //!
 //! # Time
 //!
@@ -377,6 +379,9 @@ impl State {
         // The trace model's limits (user.name ≤ 256, resource_name ≤ 1024 characters, no NUL):
         // a record outside them is a Problem, never an invalid trace.
         let host = rec.host.unwrap_or_default();
+        if let Some(reason) = crate::time_out_of_range(rec.time) {
+            return self.problem(rec.line_no, reason);
+        }
         if user.contains('\0') || (user.len() > MAX_USER && user.chars().count() > MAX_USER) {
             let reason = format!("user name is longer than {MAX_USER} characters or contains NUL");
             return self.problem(rec.line_no, reason);

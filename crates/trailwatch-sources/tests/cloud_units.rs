@@ -302,3 +302,54 @@ fn no_panic_on_any_truncation_or_wrong_format() {
         }
     }
 }
+
+/// Found by `fuzz/fuzz_targets/cloud_parse.rs`: a record's own id that the trace model refuses
+/// as a `trace_id` (spaces, non-ASCII, longer than 128) gives the stable hash instead, so the
+/// record still becomes a valid trace.
+#[test]
+fn ids_the_trace_model_refuses_fall_back_to_the_stable_hash() {
+    let long = "x".repeat(129);
+    for bad in ["has space", "n\u{e4}me", long.as_str()] {
+        let id = serde_json::to_string(bad).unwrap();
+        let ct = format!(
+            r#"{{"eventTime":"2026-01-02T03:04:05Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"192.0.2.1","responseElements":{{"ConsoleLogin":"Success"}},"userIdentity":{{"type":"IAMUser","userName":"a"}},"eventID":{id}}}"#
+        );
+        let k8s_rec = format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":{id},"stage":"ResponseComplete","requestURI":"/api/v1/namespaces/p/secrets/s","verb":"get","user":{{"username":"eve"}},"sourceIPs":["192.0.2.5"],"objectRef":{{"resource":"secrets","namespace":"p","name":"s"}},"requestReceivedTimestamp":"2026-01-02T03:04:05Z","responseStatus":{{"code":200}}}}"#
+        );
+        let kc = format!(
+            r#"{{"id":{id},"time":1767323045000,"type":"LOGIN","realmId":"acme","clientId":"c","ipAddress":"192.0.2.10","details":{{"username":"alice"}}}}"#
+        );
+        for p in [
+            cloudtrail::parse(&ct),
+            k8s::parse(&k8s_rec),
+            generic::parse(&kc, &generic::Mapping::keycloak()),
+        ] {
+            assert_eq!(p.traces.len(), 1, "{bad:?}: {p:?}");
+            valid(&p);
+            let tid = p.traces[0]["trace_id"].as_str().unwrap();
+            assert_ne!(tid, bad);
+            assert_eq!(tid.len(), 36, "the UUID-shaped stable hash: {tid}");
+        }
+    }
+}
+
+/// Found by `fuzz/fuzz_targets/cloud_parse.rs`: a time the trace model refuses (before
+/// 1973-03-03T09:46:40Z) is a problem, not an invalid trace.
+#[test]
+fn times_before_1973_are_problems() {
+    let ct = r#"{"eventTime":"1396-01-02T03:04:05Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"192.0.2.1","userIdentity":{"type":"IAMUser","userName":"a"},"eventID":"e-1"}"#;
+    let k8s_rec = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a-1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/p/secrets/s","verb":"get","user":{"username":"eve"},"sourceIPs":["192.0.2.5"],"objectRef":{"resource":"secrets","namespace":"p","name":"s"},"requestReceivedTimestamp":"1970-01-01T00:00:01Z","responseStatus":{"code":200}}"#;
+    let kc = r#"{"id":"k-1","time":1,"type":"LOGIN","realmId":"acme","clientId":"c","ipAddress":"192.0.2.10","details":{"username":"alice"}}"#;
+    let win = r#"{"EventID":4624,"@timestamp":"1972-12-31T23:59:59Z","Hostname":"WS6","TargetUserName":"pg","IpAddress":"::1","RecordNumber":9}"#;
+    for p in [
+        cloudtrail::parse(ct),
+        k8s::parse(k8s_rec),
+        generic::parse(kc, &generic::Mapping::keycloak()),
+        windows::parse_json(win),
+    ] {
+        assert!(p.traces.is_empty(), "{p:?}");
+        assert_eq!(p.problems.len(), 1, "{p:?}");
+        assert!(p.problems[0].reason.contains("before 1973-03-03"), "{p:?}");
+    }
+}

@@ -68,3 +68,24 @@ fn edge_cases_fixture() {
     // Re-importing yields identical traces (ids included): the store can deduplicate.
     assert_eq!(p, parse_syslog(&text, None, reference));
 }
+
+/// Found by `fuzz/fuzz_targets/sshd_parse.rs`: a time the trace model refuses (before
+/// 1973-03-03T09:46:40Z) is a problem, not an invalid trace.
+#[test]
+fn times_before_1973_are_problems() {
+    let reference = Utc
+        .with_ymd_and_hms(2026, 1, 2, 12, 0, 0)
+        .single()
+        .expect("date");
+    let syslog = "<86>1 1396-01-01T00:12:00Z web2 sshd 300 - - Accepted password for carol from 192.0.2.44 port 7 ssh2\n";
+    let p = parse_syslog(syslog, None, reference);
+    assert!(p.traces.is_empty(), "{p:?}");
+    assert_eq!(p.problems.len(), 1, "{p:?}");
+    assert!(p.problems[0].reason.contains("before 1973-03-03"), "{p:?}");
+
+    let journald = r#"{"__REALTIME_TIMESTAMP":"0000001433567393","_HOSTNAME":"bastion","SYSLOG_IDENTIFIER":"sshd","_PID":"4242","MESSAGE":"Accepted password for alice from 192.0.2.10 port 51000 ssh2"}"#;
+    let p = trailwatch_sources::sshd::parse_journald_json(journald);
+    assert!(p.traces.is_empty(), "{p:?}");
+    assert_eq!(p.problems.len(), 1, "{p:?}");
+    assert!(p.problems[0].reason.contains("before 1973-03-03"), "{p:?}");
+}

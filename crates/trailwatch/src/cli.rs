@@ -34,6 +34,10 @@ pub struct ConnectionArgs {
     /// [env: TRAILWATCH_PROFILE] [default: ~/.config/trailwatch/profile.toml]
     #[arg(long, global = true)]
     pub profile: Option<PathBuf>,
+    /// PEM file of a CA certificate (or a server's self-signed certificate) to trust for an
+    /// https:// endpoint, besides the system's roots [env: TRAILWATCH_CA_CERT]
+    #[arg(long, global = true)]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,6 +510,15 @@ pub struct ServeArgs {
     /// Data directory [default: ./trailwatch-data]
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain for HTTPS (with --tls-key; overrides [server] tls_cert)
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (with --tls-cert; overrides [server] tls_key)
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address ([server] allow_plain_http)
+    #[arg(long)]
+    pub allow_plain_http: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -170,12 +170,22 @@ pub struct ServerSection {
     pub listen: String,
     /// Where the database, keys and objects live.
     pub data_dir: PathBuf,
-    /// The URL clients use to reach this server; defaults to `http://<listen>`.
+    /// The URL clients use to reach this server; defaults to `http://<listen>`, or
+    /// `https://<listen>` with TLS.
     pub public_url: Option<String>,
     /// Region name used in URNs and token catalogs.
     pub region: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// PEM file with the server's certificate chain (leaf first). With `tls_key`, the listener
+    /// serves HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback `listen` address. Without TLS and without this, the
+    /// server refuses to start on such an address (credentials would cross the network in
+    /// clear); set it only behind a TLS-terminating proxy on a trusted network.
+    pub allow_plain_http: bool,
 }
 
 impl Default for ServerSection {
@@ -186,6 +196,9 @@ impl Default for ServerSection {
             public_url: None,
             region: "local".into(),
             max_body_bytes: 12 * 1024 * 1024,
+            tls_cert: None,
+            tls_key: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -198,8 +211,8 @@ pub struct StorageSection {
     pub durability: Durability,
     /// Delete traces from the local log this many days after ingest; 0 keeps them forever.
     pub trace_retention_days: u32,
-    /// How many acknowledged traces the query index may trail the log by while ingest is busy
-    /// (queries scan that tail, so it bounds their extra cost).
+    /// How many acknowledged traces the query index may trail the log by while ingest is busy;
+    /// past it ingest waits for the indexer (queries scan that tail, so it bounds their cost).
     pub index_max_lag: u64,
 }
 
@@ -431,6 +444,9 @@ pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
                 "public_url",
                 "region",
                 "max_body_bytes",
+                "tls_cert",
+                "tls_key",
+                "allow_plain_http",
             ],
             &mut errors,
         ),
@@ -564,6 +580,19 @@ fn validate(src: &str, c: &Config, errors: &mut Vec<ConfigError>) {
                 c.server.listen
             ),
         );
+    }
+    match (&c.server.tls_cert, &c.server.tls_key) {
+        (Some(_), None) => err(
+            "server",
+            "tls_cert",
+            "tls_cert is set without tls_key: set both (PEM files) or neither".into(),
+        ),
+        (None, Some(_)) => err(
+            "server",
+            "tls_key",
+            "tls_key is set without tls_cert: set both (PEM files) or neither".into(),
+        ),
+        _ => {}
     }
     if let Some(url) = &c.server.public_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -699,6 +728,30 @@ mod tests {
         };
         assert!(errors[0].message.contains("ftp"), "{errors:?}");
         assert_eq!(errors[0].location, "line 1, [objects]");
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key() {
+        let c = parse("[server]\ntls_cert = \"/etc/tw/cert.pem\"\ntls_key = \"/etc/tw/key.pem\"\n")
+            .unwrap();
+        assert_eq!(
+            c.server.tls_cert.as_deref(),
+            Some(std::path::Path::new("/etc/tw/cert.pem"))
+        );
+        assert!(!c.server.allow_plain_http);
+        let errors =
+            parse("[server]\nlisten = \"0.0.0.0:8840\"\ntls_cert = \"/etc/tw/cert.pem\"\n")
+                .unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].location, "line 3, [server] tls_cert");
+        assert!(errors[0].message.contains("without tls_key"), "{errors:?}");
+        let errors = parse("[server]\ntls_key = \"/etc/tw/key.pem\"\n").unwrap_err();
+        assert_eq!(errors[0].location, "line 2, [server] tls_key");
+        assert!(errors[0].message.contains("without tls_cert"), "{errors:?}");
+        let c = parse("[server]\nallow_plain_http = true\n").unwrap();
+        assert!(c.server.allow_plain_http);
+        let errors = parse("[server]\nallow_plain_http = \"yes\"\n").unwrap_err();
+        assert_eq!(errors[0].location, "line 2, [server] allow_plain_http");
     }
 
     #[test]

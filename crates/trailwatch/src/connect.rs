@@ -19,6 +19,8 @@ struct Profile {
     secret_key: Option<String>,
     user: Option<String>,
     password: Option<String>,
+    /// PEM file of a CA certificate to trust (`--ca-cert`, `TRAILWATCH_CA_CERT`).
+    ca_cert: Option<PathBuf>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -89,11 +91,24 @@ pub async fn client(args: &ConnectionArgs) -> anyhow::Result<Client> {
              (a first start writes the administrator's to <data-dir>/initial-credentials)"
         ),
     };
+    let ca_cert = args
+        .ca_cert
+        .clone()
+        .or_else(|| env("TRAILWATCH_CA_CERT").map(PathBuf::from))
+        .or(profile.ca_cert);
+    let ca_cert_pem = match &ca_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the CA certificate {}", path.display()))?,
+        ),
+        None => None,
+    };
     Client::connect(ClientConfig {
         endpoint: endpoint.clone(),
         credentials,
         project,
         domain,
+        ca_cert_pem,
     })
     .await
     .with_context(|| format!("connecting to {endpoint}"))

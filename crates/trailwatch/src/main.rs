@@ -215,11 +215,33 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.data_dir {
         config.server.data_dir = dir.clone();
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.server.tls_cert = Some(cert.clone());
+        config.server.tls_key = Some(key.clone());
+    }
+    if args.allow_plain_http {
+        config.server.allow_plain_http = true;
+    }
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(trailwatch_api::tls::TlsSettings::load(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("[server] tls_cert and tls_key must be set together (PEM files)"),
+    };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let local = listener.local_addr()?;
+    if tls.is_none() && !local.ip().is_loopback() && !config.server.allow_plain_http {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {local}, which is not a loopback address: \
+             configure TLS ([server] tls_cert and tls_key, or --tls-cert and --tls-key), or set \
+             [server] allow_plain_http = true (or --allow-plain-http) if a TLS-terminating proxy \
+             protects this listener"
+        );
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut options = ServerOptions::new(&config.server.data_dir);
+    options.tls = tls;
     options.durability = config.storage.durability;
     options.index_max_lag = config.storage.index_max_lag;
     options.api.max_body_bytes = config.server.max_body_bytes;
@@ -228,7 +250,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .server
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+        .unwrap_or_else(|| format!("{scheme}://{local}"));
     options.token_ttl_ms = i64::from(config.iam.token_ttl_hours) * 3_600_000;
     options.retention_days = Some(config.storage.trace_retention_days).filter(|d| *d > 0);
     options.notify = notify_config(&config.notify, &config.outbound)?;
@@ -257,7 +279,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     };
     if config.resources.is_empty() && config.sources.is_empty() {
         // Print the bound address on stdout so that scripts (and tests) using port 0 can find it.
-        println!("listening on http://{local}");
+        println!("listening on {scheme}://{local}");
         return trailwatch_api::server::run(listener, options, shutdown_signal())
             .await
             .context("server failed");
@@ -276,7 +298,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             data_dir: config.server.data_dir.clone(),
         },
         file,
-        local,
+        format!("{scheme}://{local}"),
     );
     trailwatch_api::server::run_with_startup(listener, options, shutdown_signal(), Some(hook))
         .await
@@ -289,25 +311,31 @@ fn declared_resources_hook(
     resources: config::Resources,
     sources: collect_cli::ServeSources,
     file: String,
-    local: std::net::SocketAddr,
+    listening: String,
 ) -> StartupHook {
     Box::new(move |started: Started| {
         Box::pin(async move {
             if resources.is_empty() {
                 sources.start(&started).await?;
-                println!("listening on http://{local}");
+                println!("listening on {listening}");
                 return Ok(());
             }
             let fail = |e: String| format!("cannot apply the resources declared in {file}: {e}");
-            let client = trailwatch_client::Client::connect(trailwatch_client::ClientConfig {
+            let config = trailwatch_client::ClientConfig {
                 endpoint: started.url.clone(),
                 credentials: trailwatch_client::Credentials::Token(
                     started.admin_token.expose().to_owned(),
                 ),
                 project: started.project_id.clone(),
                 domain: "default".into(),
-            })
-            .await
+                ca_cert_pem: None,
+            };
+            // With TLS, the server's own certificate is the one trusted (whatever name it has
+            // and whoever issued it: this is the server talking to itself on loopback).
+            let client = match &started.tls_roots {
+                Some(chain) => trailwatch_client::Client::connect_pinned(config, chain).await,
+                None => trailwatch_client::Client::connect(config).await,
+            }
             .map_err(|e| fail(e.to_string()))?;
             let report = apply::apply(&client, &resources).await.map_err(fail)?;
             for what in &report.created {
@@ -322,7 +350,7 @@ fn declared_resources_hook(
             tracing::info!("{} ({file})", report.summary());
             // After the resources: a trigger declared beside a source sees its first traces.
             sources.start(&started).await?;
-            println!("listening on http://{local}");
+            println!("listening on {listening}");
             Ok(())
         })
     })

@@ -740,6 +740,7 @@ async fn other_domains_neither_see_nor_touch_agencies() {
         },
         project: "other-p".into(),
         domain: "other".into(),
+        ca_cert_pem: None,
     })
     .await
     .unwrap();

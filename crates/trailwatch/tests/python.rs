@@ -302,28 +302,78 @@ async fn the_tutorial_python_function_alarms_exactly_the_disallowed_logins() {
 }
 
 const CONTEXT_HANDLER: &str = r#"
-import json, os, sys, urllib.request, urllib.error
+import datetime, hashlib, hmac, json, os, sys, urllib.parse, urllib.request, urllib.error
+
+def _enc(s):
+    return urllib.parse.quote(s, safe="-_.~")
+
+def sdk_sign(method, url, ak, sk, body=b"", extra=None, unsigned=None):
+    """SDK-HMAC-SHA256 (cloud-apis.md 7.2), as the Huawei SDK signer does it."""
+    u = urllib.parse.urlsplit(url)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    headers = {"Host": u.netloc, "X-Sdk-Date": date}
+    headers.update(extra or {})
+    path = "/".join(_enc(urllib.parse.unquote(p)) for p in u.path.split("/"))
+    if not path.endswith("/"):
+        path += "/"
+    query = "&".join(sorted(_enc(k) + "=" + _enc(v) for k, v in urllib.parse.parse_qsl(u.query)))
+    lower = {k.lower(): v.strip() for k, v in headers.items()}
+    names = sorted(lower)
+    canonical = "\n".join([method, path, query, "".join(n + ":" + lower[n] + "\n" for n in names),
+                           ";".join(names), hashlib.sha256(body).hexdigest()])
+    to_sign = "SDK-HMAC-SHA256\n" + date + "\n" + hashlib.sha256(canonical.encode()).hexdigest()
+    sig = hmac.new(sk.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = "SDK-HMAC-SHA256 Access=%s, SignedHeaders=%s, Signature=%s" % (ak, ";".join(names), sig)
+    headers.update(unsigned or {})  # sent, but not covered by the signature
+    return headers
 
 def handler(event, context):
     print("hello from the handler")
     context.getLogger().info("via the logger")
     token = context.getToken()
+    base = os.environ["TRAILWATCH_ENDPOINT"]
 
-    def get(path):
-        req = urllib.request.Request(os.environ["TRAILWATCH_ENDPOINT"] + path, headers={"X-Auth-Token": token})
+    def send(method, path, headers, body=None):
+        req = urllib.request.Request(base + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
 
+    def get(path):
+        return send("GET", path, {"X-Auth-Token": token})
+
+    ak, sk, st = context.getSecurityAccessKey(), context.getSecuritySecretKey(), context.getSecurityToken()
+
+    def signed(method, path, body=b"", **kw):
+        headers = sdk_sign(method, base + path, ak, sk, body, **kw)
+        if body:
+            headers["Content-Type"] = "application/json"
+        return send(method, path, headers, body or None)
+
     status = denied = iam = None
+    aksk = {}
     if token:
         pid = context.getProjectID()
         status = get("/v2/" + pid + "/notifications/topics")  # the agency's role allows this
         denied = get("/v2/" + pid + "/fgs/functions")  # but not this
         iam = get("/v3/users")  # and never IAM
+        # The temporary AK/SK with its security token: the same rights as the token.
+        sec = {"X-Security-Token": st}
+        aksk = {
+            "list": signed("GET", "/v2/" + pid + "/notifications/topics", extra=sec),
+            "publish": signed("POST", "/v2/" + pid + "/notifications/topics/" + event["topic"] + "/publish",
+                              json.dumps({"subject": "s", "message": "signed with a temporary AK/SK"}).encode(),
+                              extra=sec),
+            "denied": signed("GET", "/v2/" + pid + "/fgs/functions", extra=sec),
+            "iam": signed("GET", "/v3/users", extra=sec),
+            "no_token": signed("GET", "/v2/" + pid + "/notifications/topics"),
+            "token_not_signed": signed("GET", "/v2/" + pid + "/notifications/topics", unsigned=sec),
+            "deprecated_pair": [context.getAccessKey() == ak, context.getSecretKey() == sk],
+        }
     return {
+        "aksk": aksk,
         "getRequestID": context.getRequestID(),
         "getRemainingTimeInMilliSeconds": context.getRemainingTimeInMilliSeconds(),
         "getUserData": context.getUserData("Greeting"),
@@ -349,12 +399,53 @@ def handler(event, context):
     }
 "#;
 
+/// `GET path` signed (SDK-HMAC-SHA256) with a temporary AK/SK, with `security_token` in a
+/// signed `X-Security-Token` when given. Answers the status and the JSON body.
+async fn temp_signed(
+    server: &Server,
+    path: &str,
+    ak: &str,
+    sk: &str,
+    security_token: Option<&str>,
+) -> (u16, Value) {
+    use trailwatch_iam::signing;
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let mut headers = vec![
+        ("Host".to_owned(), host),
+        (
+            "X-Sdk-Date".to_owned(),
+            signing::format_sdk_date(chrono::Utc::now()),
+        ),
+    ];
+    if let Some(t) = security_token {
+        headers.push(("X-Security-Token".to_owned(), t.to_owned()));
+    }
+    let req = signing::SignableRequest {
+        method: "GET",
+        path,
+        query: "",
+        headers: &headers,
+        body: b"",
+    };
+    let authorization = signing::sign(&req, ak, sk).unwrap();
+    let mut rb = reqwest::Client::new()
+        .get(format!("{}{path}", server.url))
+        .header("Authorization", authorization);
+    for (k, v) in &headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test]
 async fn a_real_handler_sees_every_context_method_and_its_agency_token_works() {
     let server = start();
     let c = server.admin_password().await;
     let pid = c.project_id().to_owned();
     agency_with_roles(&c, "fn_agency", &["SMN Administrator"]).await;
+    let topic = common::smn::create_topic(&c, "ctx_topic", "ctx").await;
     let r = create_python(
         &c,
         "ctx",
@@ -364,7 +455,7 @@ async fn a_real_handler_sees_every_context_method_and_its_agency_token_works() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let body = invoke(&server, &c, "tools:ctx", json!({"x": 1})).await;
+    let body = invoke(&server, &c, "tools:ctx", json!({"x": 1, "topic": topic})).await;
     assert_eq!(body["status"], 200, "{body}");
     let v: Value = serde_json::from_str(body["result"].as_str().unwrap()).unwrap();
     assert_eq!(v["getRequestID"], body["request_id"]);
@@ -384,15 +475,59 @@ async fn a_real_handler_sees_every_context_method_and_its_agency_token_works() {
     assert_eq!(v["api_status"], 200, "{v}");
     // It acts with exactly the agency's roles: other services and IAM are refused.
     assert_eq!(v["api_denied"], json!([403, 403]), "{v}");
-    for k in [
-        "getAccessKey",
-        "getSecretKey",
-        "getSecurityAccessKey",
-        "getSecuritySecretKey",
-        "getSecurityToken",
-        "getAlias",
-    ] {
-        assert_eq!(v[k], "", "{k}");
+    assert_eq!(v["getAlias"], "");
+    // The temporary AK/SK + security token of the agency, used by the handler's own
+    // SDK-HMAC-SHA256 signer: what the agency grants works (publishing too, body signed), the
+    // rest is 403, and without a signed X-Security-Token the signature is refused (401).
+    assert_eq!(
+        v["aksk"],
+        json!({"list": 200, "publish": 200, "denied": 403, "iam": 403, "no_token": 401,
+               "token_not_signed": 401, "deprecated_pair": [true, true]}),
+        "{v}"
+    );
+    let (ak, sk, st) = (
+        v["getSecurityAccessKey"].as_str().unwrap(),
+        v["getSecuritySecretKey"].as_str().unwrap(),
+        v["getSecurityToken"].as_str().unwrap(),
+    );
+    assert!(ak.starts_with("TWTMP") && ak.len() == 25, "{ak}");
+    assert!(!sk.is_empty() && !st.is_empty());
+    // The same from here: signed with the security token it works; without it, or with a
+    // tampered one, it is a 401 in the gateway's shape; the security token is no X-Auth-Token.
+    let topics = format!("/v2/{pid}/notifications/topics");
+    let (status, _) = temp_signed(&server, &topics, ak, sk, Some(st)).await;
+    assert_eq!(status, 200);
+    let (status, err) = temp_signed(&server, &topics, ak, sk, None).await;
+    assert_eq!(status, 401, "{err}");
+    assert_eq!(err["error_code"], "APIGW.0301", "{err}");
+    assert!(
+        err["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains("X-Security-Token"),
+        "{err}"
+    );
+    let mut tampered = st.to_owned();
+    let flip = if tampered.as_bytes()[10] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    tampered.replace_range(10..11, flip);
+    let (status, err) = temp_signed(&server, &topics, ak, sk, Some(&tampered)).await;
+    assert_eq!(status, 401, "{err}");
+    assert_eq!(err["error_code"], "APIGW.0301", "{err}");
+    let r = reqwest::Client::new()
+        .get(format!("{}{topics}", server.url))
+        .header("X-Auth-Token", st)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // The secrets reach the handler only: not the invocation's log.
+    let log = body["log"].as_str().unwrap();
+    for secret in [sk, st] {
+        assert!(!log.contains(secret), "{log}");
     }
     assert_eq!(
         v["endpoints"],
@@ -419,6 +554,15 @@ async fn a_real_handler_sees_every_context_method_and_its_agency_token_works() {
     let v: Value = serde_json::from_str(body["result"].as_str().unwrap()).unwrap();
     assert_eq!(v["token_set"], false);
     assert_eq!(v["api_status"], Value::Null);
+    for k in [
+        "getAccessKey",
+        "getSecretKey",
+        "getSecurityAccessKey",
+        "getSecuritySecretKey",
+        "getSecurityToken",
+    ] {
+        assert_eq!(v[k], "", "{k}");
+    }
 
     // Async invocation runs the same way and is recorded.
     let r = call(

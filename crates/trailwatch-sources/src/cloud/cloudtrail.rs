@@ -13,7 +13,7 @@
 //! | `source_ip` | `sourceIPAddress` when it is an IP literal; otherwise (`AWS Internal`, `*.amazonaws.com`, anonymiser artefacts such as `253.252.51.07`) absent |
 //! | `user` | name = `userName`, else `sessionContext.sessionIssuer.userName`, else `arn`, else `invokedBy`, else `type`; `id` = `principalId`; `domain.id` = `accountId` |
 //! | `time` | `eventTime`, else Logstash `@timestamp` (OTRF exports); neither → a problem |
-//! | `trace_id` | `eventID` (a stable hash of the record when absent) |
+//! | `trace_id` | `eventID` (a stable hash of the record when absent or not a valid trace id: 1–128 visible ASCII characters) |
 //! | `code` | `errorCode`; a failed console login without one → `401`; else `200` |
 //! | `message` | `errorMessage` |
 //! | `read_only` | `readOnly` |
@@ -26,7 +26,7 @@ use serde_json::value::RawValue;
 
 use super::common::{
     MAX_RECORD_BYTES, TraceBuilder, ip_or_none, json_lines, parse_time_ms, problem, short,
-    stable_id, starts_array, valid_trace_name,
+    stable_id, starts_array, usable_id, valid_trace_name,
 };
 use crate::Parsed;
 
@@ -286,10 +286,12 @@ fn to_trace(rec: &Record, raw: &str) -> Result<serde_json::Value, String> {
     }
 
     let mut t = TraceBuilder::new(trace_name, time_ms, raw.to_owned());
-    t.trace_id = match rec.event_id.as_deref() {
-        Some(id) if !id.is_empty() => id.to_owned(),
-        _ => stable_id("cloudtrail", raw),
-    };
+    t.trace_id = rec
+        .event_id
+        .as_deref()
+        .map(str::to_owned)
+        .and_then(usable_id)
+        .unwrap_or_else(|| stable_id("cloudtrail", raw));
     t.trace_type = match rec.event_type.as_deref() {
         Some("AwsConsoleSignIn" | "AwsConsoleAction") => "ConsoleAction",
         Some("AwsServiceEvent") => "SystemAction",
@@ -342,5 +344,5 @@ fn to_trace(rec: &Record, raw: &str) -> Result<serde_json::Value, String> {
         Some(serde_json::Value::String(s)) => s.parse().ok(),
         _ => None,
     };
-    Ok(t.build())
+    t.build()
 }

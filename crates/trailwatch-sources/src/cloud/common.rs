@@ -28,6 +28,17 @@ pub(crate) fn ip_or_none(s: &str) -> Option<String> {
     t.parse::<std::net::IpAddr>().ok().map(|_| t.to_owned())
 }
 
+/// Longest `trace_id` the trace model accepts (`trailwatch-trace`).
+const MAX_TRACE_ID: usize = 128;
+
+/// `id` if the trace model accepts it as a `trace_id` (1 to 128 visible ASCII characters: ids
+/// end up in URLs, file names and `next` markers); `None` otherwise, so that the caller falls
+/// back to [`stable_id`] and the record still becomes a valid trace.
+pub(crate) fn usable_id(id: String) -> Option<String> {
+    let ok = !id.is_empty() && id.len() <= MAX_TRACE_ID && id.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(id)
+}
+
 /// A deterministic id for records without one: a UUID-shaped hex string from two FNV-1a
 /// 64-bit hashes of the source tag and the record text.
 pub(crate) fn stable_id(tag: &str, text: &str) -> String {
@@ -132,7 +143,11 @@ impl TraceBuilder {
         }
     }
 
-    pub(crate) fn build(self) -> Value {
+    /// The trace object, or why the trace model would refuse it (a time before 1973-03-03).
+    pub(crate) fn build(self) -> Result<Value, String> {
+        if let Some(reason) = crate::time_out_of_range(self.time_ms) {
+            return Err(reason);
+        }
         let mut m = Map::new();
         m.insert("trace_id".into(), Value::String(self.trace_id));
         m.insert("trace_name".into(), Value::String(self.trace_name));
@@ -183,7 +198,7 @@ impl TraceBuilder {
         for (k, v) in self.extra {
             m.insert(k.into(), v);
         }
-        Value::Object(m)
+        Ok(Value::Object(m))
     }
 }
 

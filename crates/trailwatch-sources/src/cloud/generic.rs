@@ -14,7 +14,7 @@
 //! | `user` | name from `user`, `domain.name` from `domain` |
 //! | `time` | the `time` path: RFC 3339 text, or epoch seconds / milliseconds (numbers above 10¹¹ are milliseconds) |
 //! | `code` | `401` for failures, else `200` |
-//! | `trace_id` | the `id` path, else a stable hash of the record |
+//! | `trace_id` | the `id` path, else (absent, or not a valid trace id: 1–128 visible ASCII characters) a stable hash of the record |
 
 use std::collections::BTreeMap;
 
@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::common::{
     MAX_RECORD_BYTES, TraceBuilder, ip_or_none, json_lines, parse_time_ms, path, problem, short,
-    stable_id, text, valid_trace_name,
+    stable_id, text, usable_id, valid_trace_name,
 };
 use crate::Parsed;
 
@@ -263,9 +263,10 @@ fn to_trace(v: &Value, raw: &str, m: &Mapping) -> Result<Value, String> {
     t.trace_id =
         m.id.as_deref()
             .and_then(|p| text(path(v, p)))
+            .and_then(usable_id)
             .unwrap_or_else(|| stable_id("generic", raw));
     if t.service_type.is_empty() || t.resource_type.is_empty() {
         return Err("mapping has an empty service_type or resource_type".into());
     }
-    Ok(t.build())
+    t.build()
 }

@@ -13,7 +13,7 @@
 //! | `user` | `user.username` (`impersonatedUser.username` is not used; it stays in `request`) |
 //! | `code` | `responseStatus.code` (absent → no `code`) |
 //! | `time` | `requestReceivedTimestamp`, else `stageTimestamp`, else `timestamp`, else `metadata.creationTimestamp` |
-//! | `trace_id` | `auditID`, with `:<stage>` appended for stages other than `ResponseComplete`; a stable hash of the record without `auditID` |
+//! | `trace_id` | `auditID`, with `:<stage>` appended for stages other than `ResponseComplete`; a stable hash of the record without `auditID` (or when the result is not a valid trace id: 1–128 visible ASCII characters) |
 //!
 //! Stage `RequestReceived`, and `ResponseStarted` of ordinary requests, repeat a request that is
 //! logged again at `ResponseComplete`; they are counted in [`Parsed::skipped`], not traced.
@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::common::{
     MAX_RECORD_BYTES, TraceBuilder, ip_or_none, json_lines, parse_time_ms, path, problem, short,
-    stable_id, text, valid_trace_name,
+    stable_id, text, usable_id, valid_trace_name,
 };
 use crate::Parsed;
 
@@ -133,10 +133,13 @@ fn to_trace(v: &Value, raw: &str, stage: &str) -> Result<Value, String> {
         .and_then(ip_or_none);
     t.user_name = text(path(v, "user.username"));
     t.user_id = text(path(v, "user.uid"));
-    t.trace_id = match text(v.get("auditID")) {
-        Some(id) if stage.is_empty() || stage == "ResponseComplete" => id,
-        Some(id) => format!("{id}:{stage}"),
-        None => stable_id("k8s", raw),
+    let id = match text(v.get("auditID")) {
+        Some(id) if stage.is_empty() || stage == "ResponseComplete" => Some(id),
+        Some(id) => Some(format!("{id}:{stage}")),
+        None => None,
     };
-    Ok(t.build())
+    t.trace_id = id
+        .and_then(usable_id)
+        .unwrap_or_else(|| stable_id("k8s", raw));
+    t.build()
 }

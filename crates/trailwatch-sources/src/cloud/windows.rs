@@ -464,5 +464,8 @@ fn finish(out: &mut Parsed, line: u64, ev: WinEvent, raw: &str) {
         None => raw.to_owned(),
     };
     t.trace_id = stable_id("windows", &key);
-    out.traces.push(t.build());
+    match t.build() {
+        Ok(trace) => out.traces.push(trace),
+        Err(reason) => problem(out, line, format!("event {id}: {reason}")),
+    }
 }

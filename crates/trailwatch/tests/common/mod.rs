@@ -35,6 +35,8 @@ pub struct Server {
     config: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
     stderr_log: PathBuf,
+    /// PEM certificates the harness's clients trust (a TLS server's self-signed certificate).
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 impl Server {
@@ -129,12 +131,17 @@ impl Server {
             config,
             _tmp: None,
             stderr_log,
+            ca_cert_pem: None,
         };
         s.wait_healthy();
         s
     }
 
     fn wait_healthy(&self) {
+        if !self.url.starts_with("http://") {
+            // HTTPS: `listening on` is printed once the listener serves; the TLS tests probe it.
+            return;
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = http_ok(&format!("{}/healthz", self.url));
@@ -219,6 +226,7 @@ impl Server {
             credentials,
             project: "default".into(),
             domain: "default".into(),
+            ca_cert_pem: self.ca_cert_pem.clone(),
         })
         .await
         .unwrap()
