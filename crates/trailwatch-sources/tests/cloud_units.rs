@@ -353,3 +353,25 @@ fn times_before_1973_are_problems() {
         assert!(p.problems[0].reason.contains("before 1973-03-03"), "{p:?}");
     }
 }
+
+/// Found by `fuzz/fuzz_targets/cloud_parse.rs`: a field the trace model refuses (here a NUL in the
+/// computer name) makes the record a problem, not an invalid trace.
+#[test]
+fn fields_the_trace_model_refuses_are_problems() {
+    let xml = fixture("windows_edge.xml").replacen(
+        "<Computer>HOST1.example.org</Computer>",
+        "<Computer>HOST1.example.o\u{0}rg</Computer>",
+        1,
+    );
+    let clean = windows::parse_xml(&fixture("windows_edge.xml"));
+    let p = windows::parse_xml(&xml);
+    valid(&p);
+    assert_eq!(p.traces.len(), clean.traces.len() - 1, "{p:?}");
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| x.reason.contains("resource_name")),
+        "{:?}",
+        p.problems
+    );
+}

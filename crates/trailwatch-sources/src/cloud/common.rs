@@ -143,7 +143,10 @@ impl TraceBuilder {
         }
     }
 
-    /// The trace object, or why the trace model would refuse it (a time before 1973-03-03).
+    /// The trace object, or why the trace model refuses it (a time before 1973-03-03, a NUL in
+    /// a name, a name over the model's length limits, …): checked here with
+    /// `Trace::from_value` itself, so that a record becomes a valid trace or a problem, never an
+    /// invalid trace.
     pub(crate) fn build(self) -> Result<Value, String> {
         if let Some(reason) = crate::time_out_of_range(self.time_ms) {
             return Err(reason);
@@ -198,7 +201,11 @@ impl TraceBuilder {
         for (k, v) in self.extra {
             m.insert(k.into(), v);
         }
-        Ok(Value::Object(m))
+        let v = Value::Object(m);
+        match trailwatch_trace::Trace::from_value(v.clone()) {
+            Ok(_) => Ok(v),
+            Err(e) => Err(format!("not a valid trace: {e}")),
+        }
     }
 }
 
