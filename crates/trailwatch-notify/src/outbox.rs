@@ -167,35 +167,114 @@ impl Notifier {
 
     /// One pass: starts every due delivery that is not already in flight. Returns how many
     /// were started (they finish in the background).
+    ///
+    /// Deliveries are claimed a chunk at a time (as many as there are free senders) in one
+    /// write: under load every write waits for a group commit, and a claim per delivery made
+    /// that wait, not the receivers, the limit on deliveries per second.
     pub async fn outbox_step(self: &Arc<Self>) -> Result<usize, String> {
         let due = self
             .store
             .read(|c| db::due_deliveries(c, now_ms(), 512))
             .await
             .map_err(|e| e.to_string())?;
-        let mut started = 0;
+        let mut fresh: Vec<DueDelivery> = Vec::with_capacity(due.len());
         for d in due {
-            let fresh = self
+            let is_new = self
                 .outbox
                 .in_flight
                 .lock()
                 .map(|mut s| s.insert(d.delivery_id))
                 .unwrap_or(false);
-            if !fresh {
+            if is_new {
+                fresh.push(d);
+            }
+        }
+        let mut started = 0;
+        let mut rest = fresh.into_iter().peekable();
+        while rest.peek().is_some() {
+            let free = self.outbox.permits.available_permits().max(1);
+            let chunk: Vec<DueDelivery> = rest.by_ref().take(free).collect();
+            let mut ready = Vec::with_capacity(chunk.len());
+            for d in chunk {
+                match self.outbox.permits.clone().acquire_owned().await {
+                    Ok(permit) => ready.push((d, permit)),
+                    Err(_) => {
+                        self.forget_in_flight(d.delivery_id);
+                    }
+                }
+            }
+            started += self.claim_and_start(ready).await?;
+        }
+        Ok(started)
+    }
+
+    fn forget_in_flight(&self, id: i64) {
+        if let Ok(mut s) = self.outbox.in_flight.lock() {
+            s.remove(&id);
+        }
+    }
+
+    /// Claims a chunk of due deliveries in one write and starts a sender for each one claimed.
+    /// An endpoint whose breaker is open is not attempted: its deliveries are looked at again
+    /// when it reopens.
+    async fn claim_and_start(
+        self: &Arc<Self>,
+        ready: Vec<(DueDelivery, tokio::sync::OwnedSemaphorePermit)>,
+    ) -> Result<usize, String> {
+        let now = now_ms();
+        let mut postponed: Vec<(i64, i64)> = Vec::new();
+        let mut to_claim = Vec::with_capacity(ready.len());
+        for (d, permit) in ready {
+            let open_until = self
+                .outbox
+                .breakers
+                .lock()
+                .ok()
+                .and_then(|b| b.get(&breaker_key(&d)).and_then(|x| x.open_until))
+                .filter(|t| *t > Instant::now());
+            match open_until {
+                Some(until) => {
+                    let next_at = now + until.duration_since(Instant::now()).as_millis() as i64;
+                    postponed.push((d.delivery_id, next_at));
+                    self.forget_in_flight(d.delivery_id);
+                }
+                None => to_claim.push((d, permit)),
+            }
+        }
+        let claims: Vec<(i64, i64)> = to_claim
+            .iter()
+            .map(|(d, _)| (d.delivery_id, d.attempts))
+            .collect();
+        let lease = self.lease_ms();
+        // Claim them (a lease on `next_at`): a stale due-list in another pass cannot send them
+        // again, and a sender that crashed mid-attempt leaves them due again when it ends.
+        let claimed = self
+            .store
+            .write(move |tx| {
+                db::postpone_deliveries(tx, &postponed)?;
+                db::claim_deliveries(tx, &claims, now_ms(), lease)
+            })
+            .await;
+        let claimed: HashSet<i64> = match claimed {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(e) => {
+                for (d, _) in &to_claim {
+                    self.forget_in_flight(d.delivery_id);
+                }
+                return Err(e.to_string());
+            }
+        };
+        let mut started = 0;
+        for (d, permit) in to_claim {
+            if !claimed.contains(&d.delivery_id) {
+                self.forget_in_flight(d.delivery_id);
                 continue;
             }
-            let permit = match self.outbox.permits.clone().acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => return Ok(started),
-            };
             let me = self.clone();
             tokio::spawn(async move {
-                let _permit = permit;
                 let id = d.delivery_id;
-                me.deliver_one(d).await;
-                if let Ok(mut s) = me.outbox.in_flight.lock() {
-                    s.remove(&id);
-                }
+                me.deliver_claimed(d, permit).await;
+                me.forget_in_flight(id);
                 // A retry may now be due sooner than the worker planned to wake.
                 me.wake.notify_one();
             });
@@ -204,40 +283,11 @@ impl Notifier {
         Ok(started)
     }
 
-    async fn deliver_one(&self, d: DueDelivery) {
+    /// One attempt of a claimed delivery. The sender slot (`permit`) is given back as soon as
+    /// the attempt is over; recording it waits for a group commit without holding a sender.
+    async fn deliver_claimed(&self, d: DueDelivery, permit: tokio::sync::OwnedSemaphorePermit) {
         let key = breaker_key(&d);
-        let now = now_ms();
-        let open_until = self
-            .outbox
-            .breakers
-            .lock()
-            .ok()
-            .and_then(|b| b.get(&key).and_then(|x| x.open_until))
-            .filter(|t| *t > Instant::now());
-        if let Some(until) = open_until {
-            // Not an attempt: the endpoint is known to be failing. Look again when it reopens.
-            let next_at = now + until.duration_since(Instant::now()).as_millis() as i64;
-            let id = d.delivery_id;
-            let _ = self
-                .store
-                .write(move |tx| {
-                    tx.execute("UPDATE smn_deliveries SET next_at = ?2 WHERE delivery_id = ?1 AND state = 'pending'", (id, next_at))?;
-                    Ok(())
-                })
-                .await;
-            return;
-        }
-        // Claim it (a lease on `next_at`): a stale due-list in another pass cannot send it again,
-        // and a sender that crashed mid-attempt leaves it due again when the lease ends.
-        let (id, seen, lease) = (d.delivery_id, d.attempts, self.lease_ms());
-        let claimed = self
-            .store
-            .write(move |tx| db::claim_delivery(tx, id, seen, now_ms(), lease))
-            .await
-            .unwrap_or(false);
-        if !claimed {
-            return;
-        }
+        let (id, seen) = (d.delivery_id, d.attempts);
         // A subscription canceled or deleted since the publish receives nothing more.
         if d.kind == "notification" {
             let sub = d.subscription_id.clone();
@@ -269,6 +319,7 @@ impl Notifier {
         let started = Instant::now();
         let result = self.send(&d).await;
         let latency_ms = started.elapsed().as_millis() as i64;
+        drop(permit);
         let at = now_ms();
         let (outcome, text) = match &result {
             Ok(text) => (AttemptOutcome::Delivered, text.clone()),

@@ -756,11 +756,39 @@ pub fn claim_delivery(
     now: i64,
     lease_ms: i64,
 ) -> Result<bool> {
-    Ok(c.execute(
+    let mut stmt = c.prepare_cached(
         "UPDATE smn_deliveries SET next_at = ?4 WHERE delivery_id = ?1 AND state = 'pending'
              AND attempts = ?2 AND next_at <= ?3",
-        params![delivery_id, seen_attempts, now, now + lease_ms],
-    )? == 1)
+    )?;
+    Ok(stmt.execute(params![delivery_id, seen_attempts, now, now + lease_ms])? == 1)
+}
+
+/// Claims several due deliveries at once (see [`claim_delivery`]), each with the attempt count
+/// the caller read. Returns the ids claimed.
+pub fn claim_deliveries(
+    c: &Connection,
+    deliveries: &[(i64, i64)],
+    now: i64,
+    lease_ms: i64,
+) -> Result<Vec<i64>> {
+    let mut claimed = Vec::with_capacity(deliveries.len());
+    for &(id, seen) in deliveries {
+        if claim_delivery(c, id, seen, now, lease_ms)? {
+            claimed.push(id);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Moves pending deliveries' `next_at` (their endpoint is paused by its circuit breaker).
+pub fn postpone_deliveries(c: &Connection, deliveries: &[(i64, i64)]) -> Result<()> {
+    let mut stmt = c.prepare_cached(
+        "UPDATE smn_deliveries SET next_at = ?2 WHERE delivery_id = ?1 AND state = 'pending'",
+    )?;
+    for &(id, next_at) in deliveries {
+        stmt.execute(params![id, next_at])?;
+    }
+    Ok(())
 }
 
 /// Records one attempt and moves the delivery to its new state, only if it is still the attempt
