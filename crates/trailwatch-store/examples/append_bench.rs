@@ -64,4 +64,17 @@ async fn main() {
         started.elapsed().as_secs_f64(),
         n as f64 / started.elapsed().as_secs_f64()
     );
+    // The query index catches up on its own thread: how long until it has everything.
+    let lag = store.index_lag().await.unwrap();
+    let catch_up = Instant::now();
+    while store.index_lag().await.unwrap() > 0
+        && std::env::var("APPEND_INDEX").as_deref() != Ok("off")
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "index: {lag} behind at the end, caught up in {:.1} s; everything indexed {:.1} s after the start",
+        catch_up.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
 }
