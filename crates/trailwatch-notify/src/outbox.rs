@@ -123,6 +123,31 @@ fn breaker_key(d: &DueDelivery) -> String {
     }
 }
 
+/// The Message-ID of an email delivery: the same for every attempt of it, so that a mail sent
+/// again after a crash (the server accepted it, the attempt was not yet recorded) is recognisable
+/// as a copy by the receiver; unique across servers because the SMN message id is a UUID.
+fn email_message_id(message_id: &str, delivery_id: i64, config: &NotifyConfig) -> String {
+    let domain = config
+        .smtp
+        .as_ref()
+        .and_then(|s| {
+            s.from
+                .rsplit_once('@')
+                .map(|(_, d)| d.trim_end_matches('>'))
+        })
+        .filter(|d| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
+        .unwrap_or("trailwatch.invalid");
+    let local: String = message_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    format!("<{local}.{delivery_id}@{domain}>")
+}
+
 /// `e` and its causes, for the attempt log: reqwest's own text names only the URL, while why
 /// the request failed (refused, certificate not trusted, ...) is in its sources.
 fn with_causes(e: &dyn std::error::Error) -> String {
@@ -429,7 +454,9 @@ impl Notifier {
                         ),
                     )
                 };
-                self.send_email(&d.endpoint, display, &subject, &body).await
+                let message_id = email_message_id(&d.message_id, d.delivery_id, &self.config);
+                self.send_email(&d.endpoint, display, &subject, &body, message_id)
+                    .await
             }
             Protocol::Sms => {
                 self.send_sms(&d.endpoint, &cut_for(Protocol::Sms, &text))
@@ -534,6 +561,7 @@ impl Notifier {
         display_name: &str,
         subject: &str,
         body: &str,
+        message_id: String,
     ) -> Result<String, Failure> {
         let (Some(transport), Some(smtp)) = (&self.outbox.smtp, &self.config.smtp) else {
             return Err(Failure::Permanent("no SMTP server is configured".into()));
@@ -555,7 +583,7 @@ impl Notifier {
             .map_err(|e| Failure::Permanent(format!("recipient address: {e}")))?;
         // A Message-ID (RFC 5322 SHOULD): some providers reject or downrank mail without one.
         let message = lettre::Message::builder()
-            .message_id(None)
+            .message_id(Some(message_id))
             .from(from)
             .to(to)
             .subject(subject)
