@@ -12,6 +12,8 @@
 //! Tables only (no change to older ones), so older databases open unchanged.
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::sql::CachedStatements;
 use trailwatch_iam::roles::{self, Rights};
 
 use crate::{Result, Store, StoreError, iam, now_ms};
@@ -95,7 +97,7 @@ fn constraint(e: rusqlite::Error, duplicate: String, missing: String) -> StoreEr
 
 /// Inserts an agency. A second agency of the same name in the domain is a `Conflict`.
 pub fn create_agency(c: &Connection, a: &NewAgency<'_>) -> Result<Agency> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO agencies(id, domain_id, name, trust_domain_id, trust_domain_name,
                               description, duration, expires_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -149,7 +151,7 @@ fn row_agency(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agency> {
 }
 
 pub fn agency_by_id(c: &Connection, id: &str) -> Result<Option<Agency>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {AGENCY_COLUMNS} FROM agencies WHERE id = ?1"),
         [id],
         row_agency,
@@ -158,7 +160,7 @@ pub fn agency_by_id(c: &Connection, id: &str) -> Result<Option<Agency>> {
 }
 
 pub fn agency_by_name(c: &Connection, domain_id: &str, name: &str) -> Result<Option<Agency>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {AGENCY_COLUMNS} FROM agencies WHERE domain_id = ?1 AND name = ?2"),
         [domain_id, name],
         row_agency,
@@ -179,8 +181,8 @@ pub fn agencies_of_domain(c: &Connection, domain_id: &str) -> Result<Vec<Agency>
 pub fn delete_agency(c: &Connection, id: &str) -> Result<bool> {
     // The cascade needs `foreign_keys=ON`, which the writer has; deleting the grants first
     // keeps this correct on any connection.
-    c.execute("DELETE FROM agency_role_grants WHERE agency_id = ?1", [id])?;
-    Ok(c.execute("DELETE FROM agencies WHERE id = ?1", [id])? == 1)
+    c.execute_cached("DELETE FROM agency_role_grants WHERE agency_id = ?1", [id])?;
+    Ok(c.execute_cached("DELETE FROM agencies WHERE id = ?1", [id])? == 1)
 }
 
 /// Grants `role_id` to the agency in the project. True if it was new, false if it was already
@@ -214,7 +216,7 @@ pub fn revoke_role(
     project_id: &str,
     role_id: &str,
 ) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.execute_cached(
         "DELETE FROM agency_role_grants WHERE agency_id = ?1 AND project_id = ?2 AND role_id = ?3",
         [agency_id, project_id, role_id],
     )? == 1)
@@ -226,7 +228,7 @@ pub fn is_granted(
     project_id: &str,
     role_id: &str,
 ) -> Result<bool> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT 1 FROM agency_role_grants WHERE agency_id = ?1 AND project_id = ?2 AND role_id = ?3",
         [agency_id, project_id, role_id],
         |_| Ok(()),

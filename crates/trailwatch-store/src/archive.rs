@@ -20,6 +20,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::sql::CachedStatements;
+
 use crate::Result;
 
 pub(crate) const SCHEMA: &str = r#"
@@ -59,7 +61,7 @@ pub struct Pass {
 }
 
 pub fn pass(c: &Connection, tracker_id: &str, stream: &str) -> Result<Option<Pass>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT from_seq, upto_seq, pass_time FROM archive_passes
          WHERE tracker_id = ?1 AND stream = ?2",
         params![tracker_id, stream],
@@ -75,7 +77,7 @@ pub fn pass(c: &Connection, tracker_id: &str, stream: &str) -> Result<Option<Pas
 }
 
 pub fn begin_pass(c: &Connection, tracker_id: &str, stream: &str, p: Pass) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO archive_passes(tracker_id, stream, from_seq, upto_seq, pass_time)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(tracker_id, stream) DO UPDATE SET from_seq = excluded.from_seq,
@@ -92,7 +94,7 @@ pub fn begin_pass(c: &Connection, tracker_id: &str, stream: &str, p: Pass) -> Re
 }
 
 pub fn end_pass(c: &Connection, tracker_id: &str, stream: &str) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "DELETE FROM archive_passes WHERE tracker_id = ?1 AND stream = ?2",
         params![tracker_id, stream],
     )?;
@@ -115,15 +117,15 @@ pub fn forget_tracker(c: &Connection, tracker_id: &str) -> Result<()> {
     for stream in ["alarms", "receipts"] {
         crate::delete_cursor(c, &records_position(tracker_id, stream))?;
     }
-    c.execute(
+    c.execute_cached(
         "DELETE FROM archive_passes WHERE tracker_id = ?1",
         params![tracker_id],
     )?;
-    c.execute(
+    c.execute_cached(
         "DELETE FROM archive_files WHERE tracker_id = ?1",
         params![tracker_id],
     )?;
-    c.execute(
+    c.execute_cached(
         "DELETE FROM archive_chain WHERE tracker_id = ?1",
         params![tracker_id],
     )?;
@@ -133,15 +135,16 @@ pub fn forget_tracker(c: &Connection, tracker_id: &str) -> Result<()> {
 /// Starts a new tracker's archive at the current ends of the trace log and of the alarms and
 /// receipts: it archives what happens from its creation on, as CTS does.
 pub fn start_tracker(c: &Connection, tracker_id: &str) -> Result<()> {
-    let head: i64 = c.query_row("SELECT COALESCE(MAX(seq), 0) FROM traces", [], |r| r.get(0))?;
+    let head: i64 =
+        c.query_row_cached("SELECT COALESCE(MAX(seq), 0) FROM traces", [], |r| r.get(0))?;
     crate::set_cursor(c, &traces_cursor(tracker_id), head as u64)?;
-    let alarms: i64 = c.query_row(
+    let alarms: i64 = c.query_row_cached(
         "SELECT COALESCE(MAX(rowid), 0) FROM smn_messages",
         [],
         |r| r.get(0),
     )?;
     crate::set_position(c, &records_position(tracker_id, "alarms"), alarms as u64)?;
-    let receipts: i64 = c.query_row(
+    let receipts: i64 = c.query_row_cached(
         "SELECT COALESCE(MAX(rowid), 0) FROM smn_attempts",
         [],
         |r| r.get(0),
@@ -161,7 +164,7 @@ pub fn add_file(
     written_at: i64,
     entry: &str,
 ) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT OR IGNORE INTO archive_files(tracker_id, object, written_at, entry)
          VALUES (?1, ?2, ?3, ?4)",
         params![tracker_id, object, written_at, entry],
@@ -196,7 +199,7 @@ pub fn remove_files(c: &Connection, tracker_id: &str, objects: &[String]) -> Res
 
 /// The head of the tracker's chain: (previous JSON, its end time ms).
 pub fn chain_head(c: &Connection, tracker_id: &str) -> Result<Option<(String, i64)>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT previous, end_time FROM archive_chain WHERE tracker_id = ?1",
         params![tracker_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -205,7 +208,7 @@ pub fn chain_head(c: &Connection, tracker_id: &str) -> Result<Option<(String, i6
 }
 
 pub fn set_chain_head(c: &Connection, tracker_id: &str, previous: &str, end_ms: i64) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO archive_chain(tracker_id, previous, end_time) VALUES (?1, ?2, ?3)
          ON CONFLICT(tracker_id) DO UPDATE SET previous = excluded.previous,
              end_time = excluded.end_time",
@@ -287,11 +290,11 @@ pub fn receipts_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<Ar
 /// Claims `bucket` for `project_id` if no project has it yet. `Ok(true)` when the bucket is (now)
 /// the project's, `Ok(false)` when another project owns it.
 pub fn claim_bucket(c: &Connection, bucket: &str, project_id: &str, now: i64) -> Result<bool> {
-    c.execute(
+    c.execute_cached(
         "INSERT OR IGNORE INTO bucket_owners(bucket, project_id, claimed_at) VALUES (?1, ?2, ?3)",
         params![bucket, project_id, now],
     )?;
-    let owner: String = c.query_row(
+    let owner: String = c.query_row_cached(
         "SELECT project_id FROM bucket_owners WHERE bucket = ?1",
         params![bucket],
         |r| r.get(0),

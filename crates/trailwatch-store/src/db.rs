@@ -105,6 +105,7 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('log_id', lower(hex(randomblob(16
 
 fn apply_pragmas(conn: &Connection, durability: Durability) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(crate::sql::STATEMENT_CACHE_CAPACITY);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let sync = match durability {
         Durability::Full => "FULL",
@@ -160,6 +161,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(crate::sql::STATEMENT_CACHE_CAPACITY);
     conn.pragma_update(None, "cache_size", -8_192)?;
     Ok(conn)
 }

@@ -21,6 +21,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::sql::CachedStatements;
+
 use crate::{Result, StoreError};
 
 pub(crate) const SCHEMA: &str = r#"
@@ -228,7 +230,7 @@ pub fn create_function(c: &Connection, f: &FunctionRow) -> Result<()> {
             f.package, f.name
         )));
     }
-    c.execute(
+    c.execute_cached(
         &format!("INSERT INTO fgs_functions({FUNCTION_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
         params![
             f.function_id,
@@ -250,7 +252,7 @@ pub fn function(
     package: &str,
     name: &str,
 ) -> Result<Option<FunctionRow>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!(
             "SELECT {FUNCTION_COLUMNS} FROM fgs_functions
              WHERE project_id = ?1 AND package = ?2 AND name = ?3"
@@ -262,7 +264,7 @@ pub fn function(
 }
 
 pub fn function_by_id(c: &Connection, function_id: &str) -> Result<Option<FunctionRow>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {FUNCTION_COLUMNS} FROM fgs_functions WHERE function_id = ?1"),
         params![function_id],
         function_from_row,
@@ -277,7 +279,7 @@ pub fn list_functions(
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<FunctionRow>, u64)> {
-    let total: i64 = c.query_row(
+    let total: i64 = c.query_row_cached(
         "SELECT COUNT(*) FROM fgs_functions WHERE project_id = ?1",
         params![project_id],
         |r| r.get(0),
@@ -303,7 +305,7 @@ pub fn update_function(
     encrypted_user_data: Option<&str>,
     now: i64,
 ) -> Result<bool> {
-    let n = c.execute(
+    let n = c.execute_cached(
         "UPDATE fgs_functions SET config = ?2, encrypted_user_data = ?3, updated_at = ?4
          WHERE function_id = ?1",
         params![function_id, config, encrypted_user_data, now],
@@ -334,7 +336,7 @@ impl std::fmt::Debug for CodeRow {
 
 /// Stores (or replaces) a function's code package.
 pub fn put_code(c: &Connection, function_id: &str, row: &CodeRow) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO fgs_code(function_id, kind, code, digest, updated_at) VALUES (?1,?2,?3,?4,?5)
          ON CONFLICT(function_id) DO UPDATE SET kind = excluded.kind, code = excluded.code,
              digest = excluded.digest, updated_at = excluded.updated_at",
@@ -345,7 +347,7 @@ pub fn put_code(c: &Connection, function_id: &str, row: &CodeRow) -> Result<()> 
 
 /// A function's code package, if it has one.
 pub fn code(c: &Connection, function_id: &str) -> Result<Option<CodeRow>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT kind, code, digest, updated_at FROM fgs_code WHERE function_id = ?1",
         params![function_id],
         |r| {
@@ -374,7 +376,7 @@ pub fn lts_cursor(trigger_id: &str) -> String {
 /// Whether the trigger still exists (a consumer checks it in the transaction that advances the
 /// trigger's cursor, so a trigger deleted meanwhile leaves no cursor behind).
 pub fn trigger_exists(c: &Connection, trigger_id: &str) -> Result<bool> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT 1 FROM fgs_triggers WHERE trigger_id = ?1",
         params![trigger_id],
         |_| Ok(()),
@@ -392,15 +394,15 @@ pub fn delete_function(c: &Connection, function_id: &str) -> Result<bool> {
     for t in triggers_of(c, function_id)? {
         forget_trigger_cursors(c, &t.trigger_id)?;
     }
-    c.execute(
+    c.execute_cached(
         "DELETE FROM fgs_stats WHERE function_id = ?1",
         params![function_id],
     )?;
-    c.execute(
+    c.execute_cached(
         "DELETE FROM fgs_code WHERE function_id = ?1",
         params![function_id],
     )?;
-    let n = c.execute(
+    let n = c.execute_cached(
         "DELETE FROM fgs_functions WHERE function_id = ?1",
         params![function_id],
     )?;
@@ -410,7 +412,7 @@ pub fn delete_function(c: &Connection, function_id: &str) -> Result<bool> {
 // ---- triggers --------------------------------------------------------------------------
 
 pub fn create_trigger(c: &Connection, t: &TriggerRow) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         &format!("INSERT INTO fgs_triggers({TRIGGER_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
         params![
             t.trigger_id,
@@ -428,7 +430,7 @@ pub fn create_trigger(c: &Connection, t: &TriggerRow) -> Result<()> {
 }
 
 pub fn trigger(c: &Connection, function_id: &str, trigger_id: &str) -> Result<Option<TriggerRow>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!(
             "SELECT {TRIGGER_COLUMNS} FROM fgs_triggers WHERE function_id = ?1 AND trigger_id = ?2"
         ),
@@ -490,7 +492,7 @@ pub fn update_trigger(
     event_data: &str,
     now: i64,
 ) -> Result<bool> {
-    let n = c.execute(
+    let n = c.execute_cached(
         "UPDATE fgs_triggers SET status = ?2, event_data = ?3, updated_at = ?4 WHERE trigger_id = ?1",
         params![trigger_id, status, event_data, now],
     )?;
@@ -499,7 +501,7 @@ pub fn update_trigger(
 
 pub fn delete_trigger(c: &Connection, function_id: &str, trigger_id: &str) -> Result<bool> {
     forget_trigger_cursors(c, trigger_id)?;
-    let n = c.execute(
+    let n = c.execute_cached(
         "DELETE FROM fgs_triggers WHERE function_id = ?1 AND trigger_id = ?2",
         params![function_id, trigger_id],
     )?;
@@ -507,7 +509,7 @@ pub fn delete_trigger(c: &Connection, function_id: &str, trigger_id: &str) -> Re
 }
 
 pub fn timer_last_tick(c: &Connection, trigger_id: &str) -> Result<Option<i64>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT last_tick FROM fgs_timer_state WHERE trigger_id = ?1",
         params![trigger_id],
         |r| r.get(0),
@@ -516,7 +518,7 @@ pub fn timer_last_tick(c: &Connection, trigger_id: &str) -> Result<Option<i64>> 
 }
 
 pub fn set_timer_last_tick(c: &Connection, trigger_id: &str, tick_ms: i64) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO fgs_timer_state(trigger_id, last_tick) VALUES (?1, ?2)
          ON CONFLICT(trigger_id) DO UPDATE SET last_tick = excluded.last_tick",
         params![trigger_id, tick_ms],
@@ -528,7 +530,7 @@ pub fn set_timer_last_tick(c: &Connection, trigger_id: &str, tick_ms: i64) -> Re
 
 /// Inserts an invocation record (finished, or `queued` for the async worker).
 pub fn insert_invocation(c: &Connection, i: &InvocationRow) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         &format!(
             "INSERT INTO fgs_invocations({INVOCATION_COLUMNS})
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
@@ -557,7 +559,7 @@ pub fn insert_invocation(c: &Connection, i: &InvocationRow) -> Result<()> {
 
 /// Rewrites an invocation record after an attempt (state, outcome, next due time).
 pub fn update_invocation(c: &Connection, i: &InvocationRow) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "UPDATE fgs_invocations SET state = ?2, event = ?3, attempts = ?4, next_at = ?5,
              started_at = ?6, duration_ms = ?7, status = ?8, result = ?9, log = ?10, error = ?11
          WHERE request_id = ?1",
@@ -579,7 +581,7 @@ pub fn update_invocation(c: &Connection, i: &InvocationRow) -> Result<()> {
 }
 
 pub fn invocation(c: &Connection, request_id: &str) -> Result<Option<InvocationRow>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {INVOCATION_COLUMNS} FROM fgs_invocations WHERE request_id = ?1"),
         params![request_id],
         invocation_from_row,
@@ -626,7 +628,7 @@ pub fn claim_due_invocations(
 
 /// The earliest `next_at` of a queued invocation, if any.
 pub fn next_due_invocation(c: &Connection) -> Result<Option<i64>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT MIN(next_at) FROM fgs_invocations WHERE state = 'queued'",
         [],
         |r| r.get(0),
@@ -655,7 +657,7 @@ pub fn replay_dead_invocations(
     now: i64,
 ) -> Result<u64> {
     let n = match request_ids {
-        None => c.execute(
+        None => c.execute_cached(
             "UPDATE fgs_invocations SET state = 'queued', attempts = 0, next_at = ?2
              WHERE project_id = ?1 AND state = 'dead'",
             params![project_id, now],
@@ -695,7 +697,7 @@ pub fn record_stats(c: &Connection, function_id: &str, at_ms: i64, e: StatsEvent
         } => (1, i64::from(failed), 0, Some(duration_ms)),
         StatsEvent::Rejected => (0, 0, 1, None),
     };
-    c.execute(
+    c.execute_cached(
         "INSERT INTO fgs_stats(function_id, minute, count, fail_count, reject_count, duration_sum,
                                max_duration, min_duration)
          VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 0), COALESCE(?6, 0), COALESCE(?6, -1))
@@ -771,7 +773,7 @@ pub fn create_notification(c: &Connection, n: &NotificationRow) -> Result<()> {
             n.name
         )));
     }
-    c.execute(
+    c.execute_cached(
         "INSERT INTO cts_notifications(notification_id, project_id, name, body, create_time)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -804,7 +806,7 @@ pub fn update_notification(
             "a key event notification named `{name}` already exists"
         )));
     }
-    let n = c.execute(
+    let n = c.execute_cached(
         "UPDATE cts_notifications SET name = ?3, body = ?4
          WHERE project_id = ?1 AND notification_id = ?2",
         params![project_id, notification_id, name, body],
@@ -817,7 +819,7 @@ pub fn notification(
     project_id: &str,
     notification_id: &str,
 ) -> Result<Option<NotificationRow>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT notification_id, project_id, name, body, create_time FROM cts_notifications
          WHERE project_id = ?1 AND notification_id = ?2",
         params![project_id, notification_id],
@@ -844,7 +846,7 @@ pub fn delete_notification(
     project_id: &str,
     notification_id: &str,
 ) -> Result<bool> {
-    let n = c.execute(
+    let n = c.execute_cached(
         "DELETE FROM cts_notifications WHERE project_id = ?1 AND notification_id = ?2",
         params![project_id, notification_id],
     )?;
@@ -856,15 +858,15 @@ pub fn delete_notification(
 /// publish idempotency keys older than that (a retry comes within minutes, not weeks). Returns
 /// how many rows went.
 pub fn prune(c: &Connection, before_ms: i64) -> Result<u64> {
-    let mut n = c.execute(
+    let mut n = c.execute_cached(
         "DELETE FROM fgs_invocations WHERE state IN ('succeeded', 'failed') AND created_at < ?1",
         params![before_ms],
     )?;
-    n += c.execute(
+    n += c.execute_cached(
         "DELETE FROM fgs_stats WHERE minute < ?1",
         params![before_ms],
     )?;
-    n += c.execute(
+    n += c.execute_cached(
         "DELETE FROM smn_publish_keys WHERE created_at < ?1",
         params![before_ms],
     )?;

@@ -6,6 +6,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::sql::CachedStatements;
+
 use crate::{Result, StoreError, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -89,7 +91,7 @@ fn conflict(e: rusqlite::Error, what: String) -> StoreError {
 
 pub fn create_domain(c: &Connection, id: &str, name: &str) -> Result<Domain> {
     let created_at = now_ms();
-    c.execute(
+    c.execute_cached(
         "INSERT INTO domains(id, name, created_at) VALUES (?1, ?2, ?3)",
         params![id, name, created_at],
     )
@@ -110,7 +112,7 @@ fn row_domain(r: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
 }
 
 pub fn domain_by_name(c: &Connection, name: &str) -> Result<Option<Domain>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT id, name, created_at FROM domains WHERE name = ?1",
         [name],
         row_domain,
@@ -119,7 +121,7 @@ pub fn domain_by_name(c: &Connection, name: &str) -> Result<Option<Domain>> {
 }
 
 pub fn domain_by_id(c: &Connection, id: &str) -> Result<Option<Domain>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT id, name, created_at FROM domains WHERE id = ?1",
         [id],
         row_domain,
@@ -129,7 +131,7 @@ pub fn domain_by_id(c: &Connection, id: &str) -> Result<Option<Domain>> {
 
 pub fn create_project(c: &Connection, id: &str, domain_id: &str, name: &str) -> Result<Project> {
     let created_at = now_ms();
-    c.execute(
+    c.execute_cached(
         "INSERT INTO projects(id, name, domain_id, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![id, name, domain_id, created_at],
     )
@@ -152,7 +154,7 @@ fn row_project(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
 }
 
 pub fn project_by_id(c: &Connection, id: &str) -> Result<Option<Project>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT id, name, domain_id, created_at FROM projects WHERE id = ?1",
         [id],
         row_project,
@@ -161,7 +163,7 @@ pub fn project_by_id(c: &Connection, id: &str) -> Result<Option<Project>> {
 }
 
 pub fn project_by_name(c: &Connection, domain_id: &str, name: &str) -> Result<Option<Project>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT id, name, domain_id, created_at FROM projects WHERE domain_id = ?1 AND name = ?2",
         [domain_id, name],
         row_project,
@@ -198,7 +200,7 @@ impl std::fmt::Debug for NewUser<'_> {
 
 pub fn create_user(c: &Connection, u: NewUser<'_>) -> Result<User> {
     let created_at = now_ms();
-    c.execute(
+    c.execute_cached(
         "INSERT INTO users(id, name, domain_id, password_hash, is_admin, enabled, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
         params![
@@ -242,7 +244,7 @@ fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 }
 
 pub fn user_by_name(c: &Connection, domain_id: &str, name: &str) -> Result<Option<User>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {USER_COLUMNS} FROM users WHERE domain_id = ?1 AND name = ?2"),
         [domain_id, name],
         row_user,
@@ -251,7 +253,7 @@ pub fn user_by_name(c: &Connection, domain_id: &str, name: &str) -> Result<Optio
 }
 
 pub fn user_by_id(c: &Connection, id: &str) -> Result<Option<User>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
         [id],
         row_user,
@@ -268,7 +270,7 @@ pub fn users_of_domain(c: &Connection, domain_id: &str) -> Result<Vec<User>> {
 }
 
 pub fn count_users(c: &Connection) -> Result<u64> {
-    let n: i64 = c.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+    let n: i64 = c.query_row_cached("SELECT count(*) FROM users", [], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
@@ -280,7 +282,7 @@ pub fn create_credential(
     description: &str,
 ) -> Result<Credential> {
     let created_at = now_ms();
-    c.execute(
+    c.execute_cached(
         "INSERT INTO credentials(access, user_id, secret_sealed, status, description, created_at)
          VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
         params![access, user_id, secret_sealed, description, created_at],
@@ -310,7 +312,7 @@ fn row_credential(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credential> {
 }
 
 pub fn credential(c: &Connection, access: &str) -> Result<Option<Credential>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE access = ?1"),
         [access],
         row_credential,
@@ -327,16 +329,16 @@ pub fn credentials_of_user(c: &Connection, user_id: &str) -> Result<Vec<Credenti
 }
 
 pub fn delete_credential(c: &Connection, access: &str) -> Result<bool> {
-    Ok(c.execute("DELETE FROM credentials WHERE access = ?1", [access])? == 1)
+    Ok(c.execute_cached("DELETE FROM credentials WHERE access = ?1", [access])? == 1)
 }
 
 pub fn revoke_token(c: &Connection, jti: &str, expires_at: i64) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT OR IGNORE INTO revoked_tokens(jti, expires_at) VALUES (?1, ?2)",
         params![jti, expires_at],
     )?;
     // Entries for tokens that have expired anyway are dead weight.
-    c.execute(
+    c.execute_cached(
         "DELETE FROM revoked_tokens WHERE expires_at < ?1",
         [now_ms()],
     )?;
@@ -345,7 +347,7 @@ pub fn revoke_token(c: &Connection, jti: &str, expires_at: i64) -> Result<()> {
 
 pub fn is_token_revoked(c: &Connection, jti: &str) -> Result<bool> {
     Ok(
-        c.query_row("SELECT 1 FROM revoked_tokens WHERE jti = ?1", [jti], |_| {
+        c.query_row_cached("SELECT 1 FROM revoked_tokens WHERE jti = ?1", [jti], |_| {
             Ok(())
         })
         .optional()?

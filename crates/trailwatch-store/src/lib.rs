@@ -43,6 +43,7 @@ pub mod lts;
 mod query;
 mod readers;
 pub mod smn;
+pub mod sql;
 pub mod trackers;
 mod writer;
 
@@ -50,6 +51,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::sql::CachedStatements;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -402,7 +404,7 @@ impl Store {
         let pid = project_id.to_owned();
         let key = self
             .read(move |c| {
-                Ok(c.query_row(
+                Ok(c.query_row_cached(
                     "SELECT key FROM trace_projects WHERE project_id = ?1",
                     [&pid],
                     |r| r.get::<_, i64>(0),
@@ -479,8 +481,8 @@ impl Store {
     /// Size of the database in bytes (pages in use, including the index).
     pub async fn size_bytes(&self) -> Result<u64> {
         self.read(|c| {
-            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-            let size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages: i64 = c.query_row_cached("PRAGMA page_count", [], |r| r.get(0))?;
+            let size: i64 = c.query_row_cached("PRAGMA page_size", [], |r| r.get(0))?;
             Ok((pages.max(0) as u64) * (size.max(0) as u64))
         })
         .await
@@ -495,7 +497,7 @@ impl Store {
     /// Number of traces stored.
     pub async fn trace_count(&self) -> Result<u64> {
         self.read(|c| {
-            let n: i64 = c.query_row("SELECT count(*) FROM traces", [], |r| r.get(0))?;
+            let n: i64 = c.query_row_cached("SELECT count(*) FROM traces", [], |r| r.get(0))?;
             Ok(n.max(0) as u64)
         })
         .await
@@ -505,7 +507,7 @@ impl Store {
 /// Advances the named cursor to `seq` inside the caller's transaction. A cursor never moves
 /// backwards: an older `seq` (a replayed batch) leaves it where it is.
 pub fn set_cursor(tx: &Connection, name: &str, seq: u64) -> Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO cursors(name, seq, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at",
         rusqlite::params![name, seq as i64, now_ms()],
@@ -530,7 +532,7 @@ pub fn position(c: &Connection, name: &str) -> Result<u64> {
 
 /// Moves a position forward (never back), in the caller's transaction.
 pub fn set_position(c: &Connection, name: &str, position: u64) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO positions(name, position, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET position = max(position, excluded.position),
              updated_at = excluded.updated_at",
@@ -541,8 +543,8 @@ pub fn set_position(c: &Connection, name: &str, position: u64) -> Result<()> {
 
 /// Forgets a consumer (its trigger was deleted): its trace-log cursor and its position.
 pub fn delete_cursor(c: &Connection, name: &str) -> Result<()> {
-    c.execute("DELETE FROM cursors WHERE name = ?1", [name])?;
-    c.execute("DELETE FROM positions WHERE name = ?1", [name])?;
+    c.execute_cached("DELETE FROM cursors WHERE name = ?1", [name])?;
+    c.execute_cached("DELETE FROM positions WHERE name = ?1", [name])?;
     Ok(())
 }
 

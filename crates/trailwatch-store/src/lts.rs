@@ -11,6 +11,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::sql::CachedStatements;
+
 use crate::{Result, StoreError};
 
 pub(crate) const SCHEMA: &str = r#"
@@ -134,7 +136,7 @@ pub fn create_group(c: &Connection, g: &LogGroup) -> Result<()> {
             g.name
         )));
     }
-    c.execute(
+    c.execute_cached(
         "INSERT INTO lts_groups(group_id, project_id, name, ttl_in_days, creation_time)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -149,7 +151,7 @@ pub fn create_group(c: &Connection, g: &LogGroup) -> Result<()> {
 }
 
 pub fn group(c: &Connection, project_id: &str, group_id: &str) -> Result<Option<LogGroup>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {GROUP_COLUMNS} FROM lts_groups WHERE project_id = ?1 AND group_id = ?2"),
         params![project_id, group_id],
         group_from_row,
@@ -172,7 +174,7 @@ pub fn update_group_ttl(
     group_id: &str,
     ttl_in_days: i64,
 ) -> Result<bool> {
-    let n = c.execute(
+    let n = c.execute_cached(
         "UPDATE lts_groups SET ttl_in_days = ?3 WHERE project_id = ?1 AND group_id = ?2",
         params![project_id, group_id, ttl_in_days],
     )?;
@@ -185,11 +187,11 @@ pub fn delete_group(c: &Connection, project_id: &str, group_id: &str) -> Result<
     if group(c, project_id, group_id)?.is_none() {
         return Ok(false);
     }
-    c.execute(
+    c.execute_cached(
         "DELETE FROM lts_logs WHERE stream_id IN (SELECT stream_id FROM lts_streams WHERE group_id = ?1)",
         params![group_id],
     )?;
-    let n = c.execute(
+    let n = c.execute_cached(
         "DELETE FROM lts_groups WHERE project_id = ?1 AND group_id = ?2",
         params![project_id, group_id],
     )?;
@@ -212,7 +214,7 @@ pub fn create_stream(c: &Connection, s: &LogStream) -> Result<()> {
             s.name
         )));
     }
-    c.execute(
+    c.execute_cached(
         "INSERT INTO lts_streams(stream_id, group_id, project_id, name, creation_time)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -233,7 +235,7 @@ pub fn stream(
     group_id: &str,
     stream_id: &str,
 ) -> Result<Option<LogStream>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!(
             "SELECT {STREAM_COLUMNS} FROM lts_streams
              WHERE project_id = ?1 AND group_id = ?2 AND stream_id = ?3"
@@ -263,11 +265,11 @@ pub fn delete_stream(
     if stream(c, project_id, group_id, stream_id)?.is_none() {
         return Ok(false);
     }
-    c.execute(
+    c.execute_cached(
         "DELETE FROM lts_logs WHERE stream_id = ?1",
         params![stream_id],
     )?;
-    c.execute(
+    c.execute_cached(
         "DELETE FROM lts_streams WHERE stream_id = ?1",
         params![stream_id],
     )?;
@@ -319,7 +321,7 @@ pub fn lines_after(
 
 /// The newest sequence number of a stream (0 when empty).
 pub fn stream_head(c: &Connection, stream_id: &str) -> Result<u64> {
-    let head: Option<i64> = c.query_row(
+    let head: Option<i64> = c.query_row_cached(
         "SELECT MAX(seq) FROM lts_logs WHERE stream_id = ?1",
         params![stream_id],
         |r| r.get(0),
@@ -386,7 +388,7 @@ pub fn query_lines(c: &Connection, q: &LogQuery) -> Result<(Vec<LogLine>, bool)>
 
 /// Deletes the lines older than each group's `ttl_in_days` (by ingest time). Returns how many.
 pub fn apply_retention(c: &Connection, now_ms: i64) -> Result<u64> {
-    let n = c.execute(
+    let n = c.execute_cached(
         "DELETE FROM lts_logs WHERE seq IN (
              SELECT l.seq FROM lts_logs l
              JOIN lts_streams s ON s.stream_id = l.stream_id

@@ -32,6 +32,8 @@
 //!   silenced or counted message is still a row of `smn_messages`, only without deliveries.
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::sql::CachedStatements;
 use serde_json::Value;
 
 use crate::{Result, StoreError, now_ms};
@@ -202,7 +204,7 @@ pub fn create_topic(
         return Ok((t, false));
     }
     let now = now_ms();
-    c.execute(
+    c.execute_cached(
         "INSERT INTO smn_topics(topic_id, project_id, name, display_name, create_time, update_time)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         params![topic_id, project_id, name, display_name, now],
@@ -213,7 +215,7 @@ pub fn create_topic(
 }
 
 pub fn topic_by_name(c: &Connection, project_id: &str, name: &str) -> Result<Option<Topic>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {TOPIC_COLUMNS} FROM smn_topics WHERE project_id = ?1 AND name = ?2"),
         [project_id, name],
         row_topic,
@@ -228,7 +230,7 @@ pub fn list_topics(
     offset: u32,
     limit: u32,
 ) -> Result<(Vec<Topic>, u64)> {
-    let total: i64 = c.query_row(
+    let total: i64 = c.query_row_cached(
         "SELECT count(*) FROM smn_topics WHERE project_id = ?1",
         [project_id],
         |r| r.get(0),
@@ -246,7 +248,7 @@ pub fn update_topic(
     name: &str,
     display_name: &str,
 ) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.execute_cached(
         "UPDATE smn_topics SET display_name = ?3, update_time = ?4 WHERE project_id = ?1 AND name = ?2",
         params![project_id, name, display_name, now_ms()],
     )? == 1)
@@ -258,7 +260,7 @@ pub fn set_topic_attributes(
     name: &str,
     attributes: &str,
 ) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.execute_cached(
         "UPDATE smn_topics SET attributes = ?3, update_time = ?4 WHERE project_id = ?1 AND name = ?2",
         params![project_id, name, attributes, now_ms()],
     )? == 1)
@@ -269,19 +271,19 @@ pub fn delete_topic(c: &Connection, project_id: &str, name: &str) -> Result<bool
     let Some(topic) = topic_by_name(c, project_id, name)? else {
         return Ok(false);
     };
-    c.execute(
+    c.execute_cached(
         "DELETE FROM smn_subscriptions WHERE topic_id = ?1",
         [&topic.topic_id],
     )?;
-    c.execute(
+    c.execute_cached(
         "DELETE FROM smn_topic_hygiene WHERE topic_id = ?1",
         [&topic.topic_id],
     )?;
-    c.execute(
+    c.execute_cached(
         "DELETE FROM smn_dedup_windows WHERE topic_id = ?1",
         [&topic.topic_id],
     )?;
-    c.execute(
+    c.execute_cached(
         "DELETE FROM smn_topics WHERE topic_id = ?1",
         [&topic.topic_id],
     )?;
@@ -368,7 +370,7 @@ pub fn add_subscription(c: &Connection, s: NewSubscription<'_>) -> Result<(Subsc
     if let Some(e) = existing {
         return Ok((e, false));
     }
-    c.execute(
+    c.execute_cached(
         "INSERT INTO smn_subscriptions(subscription_id, topic_id, project_id, protocol, endpoint, remark, headers,
              status, confirm_token, confirm_expires, create_time)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -392,7 +394,7 @@ pub fn add_subscription(c: &Connection, s: NewSubscription<'_>) -> Result<(Subsc
 }
 
 pub fn subscription(c: &Connection, subscription_id: &str) -> Result<Option<Subscription>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!(
             "SELECT {SUB_COLUMNS} FROM smn_subscriptions s JOIN smn_topics t ON t.topic_id = s.topic_id
              WHERE s.subscription_id = ?1"
@@ -416,7 +418,7 @@ pub fn list_subscriptions(
     } else {
         "AND ?2 IS NULL"
     };
-    let total: i64 = c.query_row(
+    let total: i64 = c.query_row_cached(
         &format!("SELECT count(*) FROM smn_subscriptions s WHERE s.project_id = ?1 {filter}"),
         params![project_id, topic_id],
         |r| r.get(0),
@@ -440,7 +442,7 @@ pub fn confirmed_subscriptions(c: &Connection, topic_id: &str) -> Result<Vec<Sub
 }
 
 pub fn set_subscription_status(c: &Connection, subscription_id: &str, status: i64) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.execute_cached(
         "UPDATE smn_subscriptions SET status = ?2, confirm_token = CASE WHEN ?2 = 1 THEN NULL ELSE confirm_token END
          WHERE subscription_id = ?1",
         params![subscription_id, status],
@@ -455,7 +457,7 @@ pub fn delete_subscription(
     topic_name: &str,
     subscription_id: &str,
 ) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.execute_cached(
         "DELETE FROM smn_subscriptions WHERE subscription_id = ?1 AND project_id = ?2
              AND topic_id = (SELECT topic_id FROM smn_topics WHERE project_id = ?2 AND name = ?3)",
         params![subscription_id, project_id, topic_name],
@@ -492,7 +494,7 @@ fn row_template(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateRow> {
 }
 
 pub fn create_template(c: &Connection, t: &TemplateRow) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO smn_templates(template_id, project_id, name, protocol, content, tag_names, create_time, update_time)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
         params![t.template_id, t.project_id, t.name, t.protocol, t.content, t.tag_names, now_ms()],
@@ -511,7 +513,7 @@ pub fn template(
     project_id: &str,
     template_id: &str,
 ) -> Result<Option<TemplateRow>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {TEMPLATE_COLUMNS} FROM smn_templates WHERE project_id = ?1 AND template_id = ?2"),
         [project_id, template_id],
         row_template,
@@ -525,7 +527,7 @@ pub fn template_by_name(
     name: &str,
     protocol: &str,
 ) -> Result<Option<TemplateRow>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         &format!("SELECT {TEMPLATE_COLUMNS} FROM smn_templates WHERE project_id = ?1 AND name = ?2 AND protocol = ?3"),
         [project_id, name, protocol],
         row_template,
@@ -542,7 +544,7 @@ pub fn list_templates(
     limit: u32,
 ) -> Result<(Vec<TemplateRow>, u64)> {
     let cond = "project_id = ?1 AND (?2 IS NULL OR name = ?2) AND (?3 IS NULL OR protocol = ?3)";
-    let total: i64 = c.query_row(
+    let total: i64 = c.query_row_cached(
         &format!("SELECT count(*) FROM smn_templates WHERE {cond}"),
         params![project_id, name, protocol],
         |r| r.get(0),
@@ -564,14 +566,14 @@ pub fn update_template(
     content: &str,
     tag_names: &str,
 ) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.execute_cached(
         "UPDATE smn_templates SET content = ?3, tag_names = ?4, update_time = ?5 WHERE project_id = ?1 AND template_id = ?2",
         params![project_id, template_id, content, tag_names, now_ms()],
     )? == 1)
 }
 
 pub fn delete_template(c: &Connection, project_id: &str, template_id: &str) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.execute_cached(
         "DELETE FROM smn_templates WHERE project_id = ?1 AND template_id = ?2",
         [project_id, template_id],
     )? == 1)
@@ -601,7 +603,7 @@ pub struct NewDelivery<'a> {
 
 /// The message an idempotent publish with `key` already produced in the project, if any.
 pub fn published_with_key(c: &Connection, project_id: &str, key: &str) -> Result<Option<String>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT message_id FROM smn_publish_keys WHERE project_id = ?1 AND idem_key = ?2",
         params![project_id, key],
         |r| r.get(0),
@@ -617,7 +619,7 @@ pub fn remember_publish_key(
     message_id: &str,
     now: i64,
 ) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO smn_publish_keys(project_id, idem_key, message_id, created_at)
          VALUES (?1, ?2, ?3, ?4)",
         params![project_id, key, message_id, now],
@@ -643,7 +645,7 @@ pub fn insert_message_due(
     deliveries: &[NewDelivery<'_>],
     due_at: i64,
 ) -> Result<usize> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO smn_messages(message_id, project_id, topic_urn, subject, texts, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![m.message_id, m.project_id, m.topic_urn, m.subject, m.texts.to_string(), m.created_at, m.expires_at],
@@ -726,7 +728,7 @@ pub fn due_deliveries(c: &Connection, now: i64, limit: usize) -> Result<Vec<DueD
 
 /// When the next pending delivery is due, if any.
 pub fn next_due_at(c: &Connection) -> Result<Option<i64>> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT min(next_at) FROM smn_deliveries WHERE state = 'pending'",
         [],
         |r| r.get(0),
@@ -832,7 +834,7 @@ pub fn record_attempt(
     let Some(attempt) = attempt else {
         return Ok(false);
     };
-    c.execute(
+    c.execute_cached(
         "INSERT INTO smn_attempts(delivery_id, attempt, at, latency_ms, result, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             delivery_id,
@@ -931,7 +933,7 @@ pub fn dead_letters(
     offset: u32,
     limit: u32,
 ) -> Result<(Vec<DeliveryInfo>, u64)> {
-    let total: i64 = c.query_row(
+    let total: i64 = c.query_row_cached(
         "SELECT count(*) FROM smn_deliveries WHERE project_id = ?1 AND state = 'dead'",
         [project_id],
         |r| r.get(0),
@@ -956,7 +958,7 @@ pub fn replay_dead_letters(
     let mut n = 0;
     match delivery_ids {
         None => {
-            n += c.execute(
+            n += c.execute_cached(
                 "UPDATE smn_deliveries SET state = 'pending', next_at = ?2, expires_at = ?3, updated_at = ?2
                  WHERE project_id = ?1 AND state = 'dead'",
                 params![project_id, now, now + ttl_ms],
@@ -988,7 +990,7 @@ pub fn dedup_window_ms(c: &Connection, topic_id: &str) -> Result<i64> {
 }
 
 pub fn set_dedup_window_ms(c: &Connection, topic_id: &str, window_ms: i64) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO smn_topic_hygiene(topic_id, dedup_window_ms, update_time) VALUES (?1, ?2, ?3)
          ON CONFLICT(topic_id) DO UPDATE SET dedup_window_ms = excluded.dedup_window_ms,
              update_time = excluded.update_time",
@@ -1125,7 +1127,7 @@ pub fn message_hygiene(
     project_id: &str,
     message_id: &str,
 ) -> Result<MessageHygiene> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT h.silenced_by, h.deduplicated_into, h.summary_message_id, h.summary_of
              FROM smn_message_hygiene h JOIN smn_messages m ON m.message_id = h.message_id
              WHERE m.project_id = ?1 AND h.message_id = ?2",
@@ -1180,7 +1182,7 @@ fn row_silence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
 }
 
 pub fn insert_silence(c: &Connection, s: &Silence) -> Result<()> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO smn_silences(silence_id, project_id, topic_urn, subject_contains, message_contains,
              starts_at, ends_at, comment, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -1206,7 +1208,7 @@ pub fn unexpired_silences(
     topic_urn: &str,
     now: i64,
 ) -> Result<i64> {
-    Ok(c.query_row(
+    Ok(c.query_row_cached(
         "SELECT count(*) FROM smn_silences WHERE project_id = ?1 AND topic_urn = ?2 AND ends_at > ?3",
         params![project_id, topic_urn, now],
         |r| r.get(0),
@@ -1238,7 +1240,7 @@ pub fn list_silences(
     limit: u32,
 ) -> Result<(Vec<Silence>, u64)> {
     let cond = "s.project_id = ?1 AND (?2 IS NULL OR s.topic_urn = ?2)";
-    let total: i64 = c.query_row(
+    let total: i64 = c.query_row_cached(
         &format!("SELECT count(*) FROM smn_silences s WHERE {cond}"),
         params![project_id, topic_urn],
         |r| r.get(0),
@@ -1274,7 +1276,7 @@ pub fn expire_silence(
     if ends_at <= now {
         return Ok(Some(false));
     }
-    c.execute(
+    c.execute_cached(
         "UPDATE smn_silences SET ends_at = ?3, starts_at = min(starts_at, ?3)
          WHERE project_id = ?1 AND silence_id = ?2",
         params![project_id, silence_id, now],

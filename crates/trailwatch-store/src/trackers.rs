@@ -18,6 +18,8 @@
 //! stores what it is given and guards only the invariants above.
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::sql::CachedStatements;
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, StoreError};
@@ -328,7 +330,7 @@ pub fn create_tracker(c: &Connection, t: &Tracker) -> Result<()> {
         ));
     }
     let (obs, data, exclude) = json_columns(t)?;
-    c.execute(
+    c.execute_cached(
         &format!("INSERT INTO cts_trackers({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
         params![
             t.tracker_id,
@@ -413,7 +415,7 @@ pub fn list_trackers(
 
 /// How many trackers of a type the project has.
 pub fn count_trackers(c: &Connection, project_id: &str, tracker_type: TrackerType) -> Result<u64> {
-    let n: i64 = c.query_row(
+    let n: i64 = c.query_row_cached(
         "SELECT COUNT(*) FROM cts_trackers WHERE project_id = ?1 AND tracker_type = ?2",
         params![project_id, tracker_type.as_str()],
         |r| r.get(0),
@@ -446,7 +448,7 @@ pub fn update_tracker(c: &Connection, t: &Tracker) -> Result<bool> {
         ));
     }
     let (obs, data, exclude) = json_columns(t)?;
-    let n = c.execute(
+    let n = c.execute_cached(
         "UPDATE cts_trackers SET status = ?3, detail = ?4, obs_info = ?5,
              is_support_validate = ?6, is_lts_enabled = ?7, data_bucket = ?8, agency_name = ?9,
              exclude_services = ?10, update_time = ?11
@@ -481,7 +483,7 @@ pub fn set_tracker_status(
     status: TrackerStatus,
     detail: Option<&str>,
 ) -> Result<bool> {
-    let n = c.execute(
+    let n = c.execute_cached(
         "UPDATE cts_trackers SET status = ?2, detail = ?3
          WHERE tracker_id = ?1 AND (status <> 'disabled' OR ?2 = 'disabled')",
         params![tracker_id, status.as_str(), status_detail(status, detail)],
@@ -634,7 +636,7 @@ mod tests {
             Err(StoreError::Conflict(_))
         ));
         // The database refuses a second management tracker even without the check above.
-        let raw = c.execute(
+        let raw = c.execute_cached(
             "INSERT INTO cts_trackers(tracker_id, project_id, domain_id, tracker_name,
                  tracker_type, status, is_support_validate, is_lts_enabled, create_time,
                  update_time)
@@ -718,7 +720,7 @@ mod tests {
     fn unreadable_json_is_reported_as_corrupt() {
         let c = db();
         create_tracker(&c, &system("p1")).unwrap();
-        c.execute("UPDATE cts_trackers SET obs_info = '{not json'", [])
+        c.execute_cached("UPDATE cts_trackers SET obs_info = '{not json'", [])
             .unwrap();
         assert!(matches!(
             tracker(&c, "p1", "system"),
