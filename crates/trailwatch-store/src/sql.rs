@@ -37,3 +37,22 @@ impl CachedStatements for Connection {
 /// spare (rusqlite's default of 16 made the cache thrash once several services shared the
 /// writer).
 pub(crate) const STATEMENT_CACHE_CAPACITY: usize = 512;
+
+#[cfg(test)]
+mod tests {
+    /// `.cargo/config.toml` builds the bundled SQLite without memory statistics (a global mutex
+    /// per allocation); this fails if a build loses that flag.
+    #[test]
+    fn sqlite_is_built_without_memory_statistics() -> rusqlite::Result<()> {
+        let c = rusqlite::Connection::open_in_memory()?;
+        let mut stmt = c.prepare("PRAGMA compile_options")?;
+        let options = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "compile options: {options:?}"
+        );
+        Ok(())
+    }
+}
