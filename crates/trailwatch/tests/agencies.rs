@@ -6,6 +6,7 @@
 mod common;
 
 use common::Server;
+use common::fgs::{call, domain_id};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use trailwatch_client::{Client, ClientConfig, Credentials, RawResponse};
@@ -15,23 +16,6 @@ const AGENCIES: &str = "/v3.0/OS-AGENCY/agencies";
 
 fn role_id(display_name: &str) -> &'static str {
     roles::by_display_name(display_name).unwrap().id
-}
-
-/// The caller's domain id, from the projects it can see.
-async fn domain_id(client: &Client) -> String {
-    let r = client
-        .send(Method::GET, "/v3/auth/projects", "", None)
-        .await
-        .unwrap();
-    r.body["projects"][0]["domain_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn call(client: &Client, method: Method, path: &str, body: Option<Value>) -> RawResponse {
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    client.raw(method, path, "", bytes, true).await.unwrap()
 }
 
 async fn post_bytes(client: &Client, path: &str, body: &[u8]) -> RawResponse {

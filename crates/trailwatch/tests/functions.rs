@@ -10,62 +10,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::Server;
+use common::fgs::{agency_with_roles, call};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
 use serde_json::{Value, json};
-use trailwatch_client::{Client, RawResponse};
-
-async fn call(c: &Client, method: Method, path: &str, body: Option<Value>) -> RawResponse {
-    c.raw(
-        method,
-        path,
-        "",
-        body.map(|b| b.to_string().into_bytes()),
-        true,
-    )
-    .await
-    .unwrap()
-}
-
-async fn domain_id(c: &Client) -> String {
-    let r = call(c, Method::GET, "/v3/auth/projects", None).await;
-    r.body["projects"][0]["domain_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Creates agency `name` and grants it `roles` (display names) in the client's project.
-async fn agency_with_roles(c: &Client, name: &str, roles: &[&str]) {
-    let domain = domain_id(c).await;
-    let r = call(
-        c,
-        Method::POST,
-        "/v3.0/OS-AGENCY/agencies",
-        Some(json!({"agency": {"name": name, "domain_id": domain, "trust_domain_name": "op_svc_cff"}})),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let agency = r.body["agency"]["id"].as_str().unwrap().to_owned();
-    let listed = call(c, Method::GET, "/v3/roles", None).await;
-    for role in roles {
-        let id = listed.body["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["display_name"] == *role)
-            .unwrap_or_else(|| panic!("role {role} not listed"))["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let path = format!(
-            "/v3.0/OS-AGENCY/projects/{}/agencies/{agency}/roles/{id}",
-            c.project_id()
-        );
-        assert_eq!(call(c, Method::PUT, &path, None).await.status, 204);
-    }
-}
+use trailwatch_client::Client;
 
 fn trace(name: &str, ip: &str, n: usize) -> Value {
     json!({

@@ -12,11 +12,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::time::Duration;
 
 use base64::Engine as _;
 use common::Server;
+use common::fgs::{agency_with_roles, call, records, zip_b64};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
@@ -37,28 +37,6 @@ fn start() -> Server {
 
 fn toml_string(s: &str) -> String {
     Value::String(s.to_owned()).to_string()
-}
-
-async fn call(c: &Client, method: Method, path: &str, body: Option<Value>) -> RawResponse {
-    c.raw(
-        method,
-        path,
-        "",
-        body.map(|b| b.to_string().into_bytes()),
-        true,
-    )
-    .await
-    .unwrap()
-}
-
-fn zip_b64(files: &[(&str, &str)]) -> String {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, body) in files {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(body.as_bytes()).unwrap();
-    }
-    base64::engine::general_purpose::STANDARD.encode(w.finish().unwrap().into_inner())
 }
 
 async fn create_python(
@@ -119,45 +97,6 @@ async fn admin_token(server: &Server) -> String {
     r.headers()["x-subject-token"].to_str().unwrap().to_owned()
 }
 
-async fn domain_id(c: &Client) -> String {
-    let r = call(c, Method::GET, "/v3/auth/projects", None).await;
-    r.body["projects"][0]["domain_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Creates agency `name` trusting the function service with `roles` in the client's project.
-async fn agency_with_roles(c: &Client, name: &str, roles: &[&str]) {
-    let domain = domain_id(c).await;
-    let r = call(
-        c,
-        Method::POST,
-        "/v3.0/OS-AGENCY/agencies",
-        Some(json!({"agency": {"name": name, "domain_id": domain, "trust_domain_name": "op_svc_cff"}})),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let agency = r.body["agency"]["id"].as_str().unwrap().to_owned();
-    let listed = call(c, Method::GET, "/v3/roles", None).await;
-    for role in roles {
-        let id = listed.body["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["display_name"] == *role)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let path = format!(
-            "/v3.0/OS-AGENCY/projects/{}/agencies/{agency}/roles/{id}",
-            c.project_id()
-        );
-        assert_eq!(call(c, Method::PUT, &path, None).await.status, 204);
-    }
-}
-
 fn trace(name: &str, ip: &str, n: usize) -> Value {
     json!({
         "trace_id": format!("py-trace-{n:03}"),
@@ -172,18 +111,6 @@ fn trace(name: &str, ip: &str, n: usize) -> Value {
         "time": 1_764_000_000_000_i64 + n as i64,
         "user": {"name": "alice", "id": "id-alice", "domain": {"name": "acme", "id": "d1"}},
     })
-}
-
-async fn records(c: &Client, name: &str) -> Vec<Value> {
-    let r = call(
-        c,
-        Method::GET,
-        &format!("/v2/{}/fgs/functions/{name}/invocations", c.project_id()),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["invocations"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

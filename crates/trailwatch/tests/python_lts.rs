@@ -14,19 +14,16 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use base64::Engine as _;
 use common::Server;
+use common::fgs::{agency_with_roles, call, records, zip_b64};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
 use serde_json::{Value, json};
-use trailwatch_client::{Client, RawResponse};
+use trailwatch_client::Client;
 
 const TUTORIAL: &str = include_str!("../../../examples/functions/log_alarm_py/index.py");
 const BUCKET: &str = "alarm-logs";
@@ -43,146 +40,12 @@ fn start() -> Server {
     }
 }
 
-// ---- moto (as crates/trailwatch-archive/tests/common/moto.rs starts it) ----
+// moto is started as the archive's S3 tests start it.
+#[path = "../../trailwatch-archive/tests/common/moto.rs"]
+#[allow(dead_code, clippy::expect_used)]
+mod moto;
 
-const INSTALL_HINT: &str = "moto_server not found. Set TW_MOTO_SERVER=/path/to/moto_server or put \
-    moto_server on PATH. Install it with: python3 -m venv /tmp/motovenv && \
-    /tmp/motovenv/bin/pip install 'moto[server]==5.2.5' && \
-    export TW_MOTO_SERVER=/tmp/motovenv/bin/moto_server";
-
-/// Runs `moto.server.main` with werkzeug's `run_simple` forced to one thread.
-const LAUNCHER: &str = r#"
-import sys
-import moto.server as server
-import werkzeug.serving as serving
-
-def run_simple(*args, **kwargs):
-    kwargs["threaded"] = False
-    return serving.run_simple(*args, **kwargs)
-
-server.run_simple = run_simple
-server.main(["-H", sys.argv[1], "-p", sys.argv[2]])
-"#;
-
-struct Moto {
-    child: Child,
-    url: String,
-    python: PathBuf,
-    _logs: tempfile::TempDir,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_moto_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("TW_MOTO_SERVER") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "TW_MOTO_SERVER={} is not a file. {INSTALL_HINT}",
-            p.display()
-        );
-        return p;
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("moto_server"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| panic!("{INSTALL_HINT}"))
-}
-
-/// The Python of a pip console script (its `#!` line or pip's `/bin/sh` trampoline), else the
-/// `python3` beside it (a pyenv shim).
-fn interpreter_of(script: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(script)
-        .unwrap_or_else(|e| panic!("read {}: {e}. {INSTALL_HINT}", script.display()));
-    let mut lines = text.lines();
-    let shebang = lines
-        .next()
-        .and_then(|l| l.strip_prefix("#!"))
-        .map(str::trim)
-        .unwrap_or_default();
-    let candidate = if shebang == "/bin/sh" {
-        lines
-            .next()
-            .and_then(|exec| exec.split('"').nth(1))
-            .map(PathBuf::from)
-    } else {
-        let mut words = shebang.split_whitespace();
-        match words.next() {
-            Some(p) if p.ends_with("/env") => words.next().map(PathBuf::from),
-            Some(p) => Some(PathBuf::from(p)),
-            None => None,
-        }
-    };
-    let is_python = |p: &PathBuf| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("python"))
-    };
-    if let Some(p) = candidate.filter(is_python) {
-        return p;
-    }
-    let sibling = script.with_file_name("python3");
-    assert!(
-        sibling.exists(),
-        "cannot tell which Python runs {}. {INSTALL_HINT}",
-        script.display()
-    );
-    sibling
-}
-
-async fn start_moto() -> Moto {
-    let script = find_moto_server();
-    let python = interpreter_of(&script);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let logs = tempfile::tempdir().unwrap();
-    let log_path = logs.path().join("moto.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new(&python)
-        .args(["-c", LAUNCHER, "127.0.0.1", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start moto with {}: {e}. {INSTALL_HINT}", python.display()));
-    let mut moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        python,
-        _logs: logs,
-    };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            panic!(
-                "moto exited ({status}) before answering:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        if http.get(&moto.url).send().await.is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto did not answer on {} within 60 s:\n{}",
-            moto.url,
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    moto
-}
+use moto::Moto;
 
 /// Makes moto check credentials from its 5th request on (`/moto-api/reset-auth`), then, with
 /// the 4 requests left, creates the bucket and an IAM user allowed `s3:*` with an access key:
@@ -223,7 +86,7 @@ fn python(moto: &Moto, script: &str, args: &[&str]) -> std::process::Output {
     Command::new(&moto.python)
         .arg("-c")
         .arg(script)
-        .arg(&moto.url)
+        .arg(moto.url())
         .arg(BUCKET)
         .args(args)
         .output()
@@ -259,75 +122,6 @@ fn read_object(moto: &Moto, key: &(String, String)) -> Option<String> {
 }
 
 // ---- the FunctionGraph API (as tests/python.rs calls it) ----
-
-async fn call(c: &Client, method: Method, path: &str, body: Option<Value>) -> RawResponse {
-    c.raw(
-        method,
-        path,
-        "",
-        body.map(|b| b.to_string().into_bytes()),
-        true,
-    )
-    .await
-    .unwrap()
-}
-
-fn zip_b64(files: &[(&str, &str)]) -> String {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, body) in files {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(body.as_bytes()).unwrap();
-    }
-    base64::engine::general_purpose::STANDARD.encode(w.finish().unwrap().into_inner())
-}
-
-/// Creates agency `name` trusting the function service with `roles` in the client's project.
-async fn agency_with_roles(c: &Client, name: &str, roles: &[&str]) {
-    let r = call(c, Method::GET, "/v3/auth/projects", None).await;
-    let domain = r.body["projects"][0]["domain_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = call(
-        c,
-        Method::POST,
-        "/v3.0/OS-AGENCY/agencies",
-        Some(json!({"agency": {"name": name, "domain_id": domain, "trust_domain_name": "op_svc_cff"}})),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let agency = r.body["agency"]["id"].as_str().unwrap().to_owned();
-    let listed = call(c, Method::GET, "/v3/roles", None).await;
-    for role in roles {
-        let id = listed.body["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["display_name"] == *role)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let path = format!(
-            "/v3.0/OS-AGENCY/projects/{}/agencies/{agency}/roles/{id}",
-            c.project_id()
-        );
-        assert_eq!(call(c, Method::PUT, &path, None).await.status, 204);
-    }
-}
-
-async fn records(c: &Client, name: &str) -> Vec<Value> {
-    let r = call(
-        c,
-        Method::GET,
-        &format!("/v2/{}/fgs/functions/{name}/invocations", c.project_id()),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["invocations"].as_array().unwrap().clone()
-}
 
 /// Waits until the function has `n` invocation records, then returns them.
 async fn wait_records(c: &Client, name: &str, n: usize) -> Vec<Value> {
@@ -395,7 +189,7 @@ fn alarmed(message: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn the_tutorial_lts_function_alarms_and_stores_exactly_the_warn_and_error_lines() {
-    let moto = start_moto().await;
+    let moto = moto::start_moto_server();
     let key = setup_store(&moto);
     // moto now checks signatures: only this key works, not the agency's temporary AK/SK.
     let wrong = python(&moto, READ_OBJECT, &[OBJECT, &key.0, "not-the-secret"]);
@@ -436,7 +230,7 @@ async fn the_tutorial_lts_function_alarms_and_stores_exactly_the_warn_and_error_
     // Deployed as the README says: a zip, user data for the topic and the store, the store's
     // S3 credentials as encrypted user data, an agency for the SMN token.
     let user_data = json!({"SMN_Topic": "lts_alarm", "RegionName": region,
-                           "obs_address": moto.url, "obs_store_bucket": BUCKET,
+                           "obs_address": moto.url(), "obs_store_bucket": BUCKET,
                            "obs_store_objName": OBJECT});
     let secrets = json!({"obs_access_key_id": key.0, "obs_secret_access_key": key.1});
     let body = json!({"func_name": "log_alarm_py", "package": "default", "runtime": "Python3.9",

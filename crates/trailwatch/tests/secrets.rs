@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::fgs::zip_b64;
+
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -210,16 +212,6 @@ fn stop(r: &mut Running) {
     }
     // The stdout reader ends with the process.
     std::thread::sleep(Duration::from_millis(100));
-}
-
-fn zip_b64(files: &[(&str, &str)]) -> String {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, body) in files {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(body.as_bytes()).unwrap();
-    }
-    base64::engine::general_purpose::STANDARD.encode(w.finish().unwrap().into_inner())
 }
 
 fn login_body(user: &str, password: &str) -> String {

@@ -34,7 +34,16 @@ server.main(["-H", sys.argv[1], "-p", sys.argv[2]])
 pub struct Moto {
     pub child: Child,
     pub port: u16,
+    /// The Python that runs moto (its packages include boto3).
+    pub python: PathBuf,
     _logs: tempfile::TempDir,
+}
+
+impl Moto {
+    /// The endpoint, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
 }
 
 impl Drop for Moto {
@@ -123,6 +132,25 @@ fn http(port: u16, request: &str) -> std::io::Result<String> {
 
 /// Starts moto and creates `bucket` in it.
 pub fn start_moto(bucket: &str) -> Moto {
+    let moto = start_moto_server();
+    let port = moto.port;
+    let resp = http(
+        port,
+        &format!(
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .expect("create bucket");
+    assert!(
+        resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"),
+        "{resp}"
+    );
+    moto
+}
+
+/// Starts moto (no bucket) and waits until it answers.
+pub fn start_moto_server() -> Moto {
     let script = find_moto_server();
     let python = interpreter_of(&script);
     let port = free_port();
@@ -145,6 +173,7 @@ pub fn start_moto(bucket: &str) -> Moto {
     let mut moto = Moto {
         child,
         port,
+        python,
         _logs: logs,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -167,19 +196,6 @@ pub fn start_moto(bucket: &str) -> Moto {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let resp = http(
-        port,
-        &format!(
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
-             Connection: close\r\n\r\n"
-        ),
-    )
-    .expect("create bucket");
-    assert!(
-        resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"),
-        "{resp}"
-    );
-    moto.port = port;
     moto
 }
 

@@ -2,6 +2,7 @@
 //! and connects clients to it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod fgs;
 pub mod receiver;
 pub mod smn;
 
