@@ -34,21 +34,25 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, postings};
 
 /// The index database's file name in the data directory.
 pub(crate) const FILE: &str = "index.db";
 
-/// The per-field index tables and the `traces` column each holds. `ix_time` (every trace) is
-/// handled apart: it has no value column.
-pub(crate) const FIELD_TABLES: [(&str, &str); 7] = [
-    ("ix_user", "user_name"),
-    ("ix_name", "trace_name"),
-    ("ix_service", "service_type"),
-    ("ix_rtype", "resource_type"),
-    ("ix_rname", "resource_name"),
-    ("ix_rid", "resource_id"),
-    ("ix_ip", "source_ip"),
+/// The layout of `index.db`; an index of another layout is dropped and rebuilt from the log.
+/// 1: one B-tree table per field with an entry per trace. 2: posting chunks (`postings.rs`)
+/// for the time order and the text fields, `ix_ip` as before.
+const LAYOUT: i64 = 2;
+
+/// The tables of layout 1, dropped when an older index is opened.
+const LAYOUT_1_TABLES: [&str; 7] = [
+    "ix_time",
+    "ix_user",
+    "ix_name",
+    "ix_service",
+    "ix_rtype",
+    "ix_rname",
+    "ix_rid",
 ];
 
 /// Attaches `index.db` to a connection as `ix` (read-only connections attach it read-only).
@@ -83,40 +87,42 @@ pub(crate) fn remove_files(index_path: &Path) -> Result<()> {
 /// Drops the index tables that schema 2 kept in `trailwatch.db` itself (and its position): the
 /// index now lives in `index.db` and is rebuilt there.
 pub(crate) fn drop_legacy_tables(main: &Connection) -> Result<()> {
-    main.execute_batch("DROP TABLE IF EXISTS main.ix_time;")?;
-    for (table, _) in FIELD_TABLES {
+    for table in LAYOUT_1_TABLES.iter().chain(&["ix_ip"]) {
         main.execute_batch(&format!("DROP TABLE IF EXISTS main.{table};"))?;
     }
     main.execute("DELETE FROM positions WHERE name = 'trace-index'", [])?;
     Ok(())
 }
 
-/// Creates the query index (idempotent): one table per filter, keyed
-/// `(project, value, time, seq)` so that each filter is answered newest-first straight from its
-/// table; `ix_time` holds every trace. A trace without a value for a field has no row in that
-/// field's table. `trace_rating`, `trace_type` and `tracker_name` have only a handful of values
-/// and are checked on rows. Rows past the indexer's position are found by scanning the log.
+/// Creates the query index (idempotent): the posting chunks of the time order and the text
+/// filters (`postings.rs`), and `ix_ip` keyed `(project, address, time, seq)` so that an address
+/// or CIDR filter is answered newest-first from its key range. `trace_rating`, `trace_type` and
+/// `tracker_name` have only a handful of values and are checked on rows. Rows past the indexer's
+/// position are found by scanning the log. An index of an older layout is dropped first.
 fn create_tables(c: &Connection) -> Result<()> {
     c.execute_batch(
-        "CREATE TABLE IF NOT EXISTS ix.ix_meta (key TEXT PRIMARY KEY, value NOT NULL);
-         CREATE TABLE IF NOT EXISTS ix.ix_time (
-             project_key INTEGER NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
-             PRIMARY KEY (project_key, time, seq)) WITHOUT ROWID;",
+        "CREATE TABLE IF NOT EXISTS ix.ix_meta (key TEXT PRIMARY KEY, value NOT NULL);",
     )?;
-    for (table, column) in FIELD_TABLES {
-        // `source_ip` is the 16-byte address key; every other field is text.
-        let kind = if column == "source_ip" {
-            "BLOB"
-        } else {
-            "TEXT"
-        };
-        c.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS ix.{table} (
-                 project_key INTEGER NOT NULL, v {kind} NOT NULL, time INTEGER NOT NULL,
-                 seq INTEGER NOT NULL, PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;"
-        ))?;
+    let layout: Option<i64> = c
+        .query_row(
+            "SELECT value FROM ix.ix_meta WHERE key = 'layout'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if layout != Some(LAYOUT) {
+        for table in LAYOUT_1_TABLES {
+            c.execute_batch(&format!("DROP TABLE IF EXISTS ix.{table};"))?;
+        }
+        // The rebuild check in `open` sees no log id and empties what is left.
+        c.execute_batch("DELETE FROM ix.ix_meta;")?;
     }
-    Ok(())
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS ix.ix_ip (
+             project_key INTEGER NOT NULL, v BLOB NOT NULL, time INTEGER NOT NULL,
+             seq INTEGER NOT NULL, PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;",
+    )?;
+    postings::create_table(c)
 }
 
 fn meta_u64(c: &Connection, key: &str) -> Result<u64> {
@@ -181,10 +187,8 @@ pub(crate) fn open(db_path: &Path, index_path: &Path, head: u64) -> Result<(Conn
             );
         }
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch("DELETE FROM ix.ix_time; DELETE FROM ix.ix_meta;")?;
-        for (table, _) in FIELD_TABLES {
-            tx.execute_batch(&format!("DELETE FROM ix.{table};"))?;
-        }
+        tx.execute_batch("DELETE FROM ix.ix_post; DELETE FROM ix.ix_ip; DELETE FROM ix.ix_meta;")?;
+        set_meta(&tx, "layout", &LAYOUT)?;
         set_meta(&tx, "log_id", &log_id)?;
         set_meta(&tx, "position", &0i64)?;
         tx.commit()?;
@@ -195,45 +199,51 @@ pub(crate) fn open(db_path: &Path, index_path: &Path, head: u64) -> Result<(Conn
 
 /// Indexes the traces with `from < seq <= to` and moves the position to `to`, inside the
 /// caller's transaction. Traces at or below `forgotten` (retention is deleting them) are skipped.
-/// `INSERT OR IGNORE`: re-indexing a range is harmless.
+/// The log rows are read once: each trace goes into the posting chunk of its time order and of
+/// each text field it has, and into `ix_ip`. `INSERT OR IGNORE`: re-indexing a range is harmless.
 fn index_range(c: &Connection, from: u64, to: u64, forgotten: u64) -> Result<()> {
     let (lo, hi) = (from.max(forgotten) as i64, to as i64);
-    let mut time = c.prepare_cached(
-        "INSERT OR IGNORE INTO ix.ix_time(project_key, time, seq)
-         SELECT project_key, time, seq FROM main.traces WHERE seq > ?1 AND seq <= ?2",
-    )?;
-    time.execute([lo, hi])?;
-    for (table, column) in FIELD_TABLES {
-        let mut stmt = c.prepare_cached(&format!(
-            "INSERT OR IGNORE INTO ix.{table}(project_key, v, time, seq)
-             SELECT project_key, {column}, time, seq FROM main.traces
-             WHERE seq > ?1 AND seq <= ?2 AND {column} IS NOT NULL"
+    let mut batch = postings::Batch::default();
+    {
+        let columns: Vec<&str> = postings::FIELDS.iter().map(|&(_, c)| c).collect();
+        let mut rows = c.prepare_cached(&format!(
+            "SELECT project_key, time, seq, {} FROM main.traces WHERE seq > ?1 AND seq <= ?2",
+            columns.join(", ")
         ))?;
-        stmt.execute([lo, hi])?;
+        let mut rows = rows.query([lo, hi])?;
+        while let Some(r) = rows.next()? {
+            let (project_key, time, seq): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            batch.add(project_key, postings::TIME, String::new(), time, seq);
+            for (i, &(field, _)) in postings::FIELDS.iter().enumerate() {
+                if let Some(value) = r.get::<_, Option<String>>(3 + i)? {
+                    batch.add(project_key, field, value, time, seq);
+                }
+            }
+        }
     }
+    batch.write(c)?;
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO ix.ix_ip(project_key, v, time, seq)
+         SELECT project_key, source_ip, time, seq FROM main.traces
+         WHERE seq > ?1 AND seq <= ?2 AND source_ip IS NOT NULL",
+    )?
+    .execute([lo, hi])?;
     set_meta(c, "position", &hi)
 }
 
 /// Removes the index entries of the traces with `seq <= last` (about to be deleted by retention)
-/// and records `last` so that later batches skip those traces. Each entry is found by its full
-/// key from the trace row, so this costs the entries removed, not a scan of the index.
+/// and records `last` so that later batches skip those traces. `ix_ip` entries are found by
+/// their full key from the trace row, posting chunks through their `first_seq` index: this
+/// costs the entries removed, not a scan of the index.
 fn forget_upto(c: &Connection, last: u64) -> Result<()> {
     let bound = last.min(indexed(c)?) as i64;
+    postings::forget_upto(c, bound)?;
     c.execute(
-        "DELETE FROM ix.ix_time WHERE (project_key, time, seq) IN
-             (SELECT project_key, time, seq FROM main.traces WHERE seq <= ?1)",
+        "DELETE FROM ix.ix_ip WHERE (project_key, v, time, seq) IN
+             (SELECT project_key, source_ip, time, seq FROM main.traces
+              WHERE seq <= ?1 AND source_ip IS NOT NULL)",
         [bound],
     )?;
-    for (table, column) in FIELD_TABLES {
-        c.execute(
-            &format!(
-                "DELETE FROM ix.{table} WHERE (project_key, v, time, seq) IN
-                     (SELECT project_key, {column}, time, seq FROM main.traces
-                      WHERE seq <= ?1 AND {column} IS NOT NULL)"
-            ),
-            [bound],
-        )?;
-    }
     let forgotten = meta_u64(c, "forgotten")?.max(last);
     set_meta(c, "forgotten", &(forgotten as i64))
 }

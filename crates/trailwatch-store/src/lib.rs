@@ -40,6 +40,7 @@ pub mod functions;
 pub mod iam;
 mod index;
 pub mod lts;
+mod postings;
 mod query;
 mod readers;
 pub mod smn;

@@ -84,24 +84,20 @@ impl Conditions {
     }
 }
 
-/// The `ix_*` table that drives the indexed part of a query: the most selective filter given
-/// (ids and names pick out few traces; a trace name or service type can match most of them).
-fn driving_index(f: &TraceFilter) -> (&'static str, Option<SqlValue>) {
-    let text = |v: &Option<String>| v.as_ref().map(|v| SqlValue::Text(v.clone()));
-    let candidates = [
-        ("ix_rid", text(&f.resource_id)),
-        ("ix_rname", text(&f.resource_name)),
-        ("ix_user", text(&f.user)),
-        ("ix_name", text(&f.trace_name)),
-        ("ix_service", text(&f.service_type)),
-        ("ix_rtype", text(&f.resource_type)),
-    ];
-    for (table, value) in candidates {
-        if value.is_some() {
-            return (table, value);
-        }
-    }
-    ("ix_time", None)
+/// The posting list that drives the indexed part of a query: the most selective text filter
+/// given (ids and names pick out few traces; a trace name or service type can match most of
+/// them), else the time order of every trace (field 0).
+fn driving_posting(f: &TraceFilter) -> Option<(u8, &str)> {
+    [
+        (6, &f.resource_id),
+        (5, &f.resource_name),
+        (1, &f.user),
+        (2, &f.trace_name),
+        (3, &f.service_type),
+        (4, &f.resource_type),
+    ]
+    .into_iter()
+    .find_map(|(field, v)| v.as_deref().map(|v| (field, v)))
 }
 
 pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result<TracePage> {
@@ -184,47 +180,33 @@ pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result
     }
     let indexed = crate::index::indexed(conn)? as i64;
 
-    // 1. The indexed part: walk the driving index newest first (its key ends with time, seq),
+    // 1. The indexed part: walk the driving posting list (or the address index) newest first,
     //    fetch each row by seq, check the other conditions on it.
-    let (table, value) = if ip_range.is_some() && driving_index(f).1.is_none() {
-        ("ix_ip", None)
-    } else {
-        driving_index(f)
+    let mut found = match driving_posting(f) {
+        Some(driving) => {
+            indexed_by_postings(conn, project_key, driving, q, &cond, before, indexed, fetch)?
+        }
+        None if ip_range.is_some() => indexed_by_address(
+            conn,
+            project_key,
+            ip_range.as_ref(),
+            q,
+            &cond,
+            before,
+            indexed,
+            fetch,
+        )?,
+        None => indexed_by_postings(
+            conn,
+            project_key,
+            (crate::postings::TIME, ""),
+            q,
+            &cond,
+            before,
+            indexed,
+            fetch,
+        )?,
     };
-    let mut sql = format!(
-        "SELECT t.seq, t.trace_id, t.body, t.time FROM ix.{table} i CROSS JOIN traces t ON t.seq = i.seq
-         WHERE i.project_key = ? AND i.seq <= ?"
-    );
-    let mut args = vec![SqlValue::Integer(project_key), SqlValue::Integer(indexed)];
-    if let Some(v) = value {
-        sql.push_str(" AND i.v = ?");
-        args.push(v);
-    } else if table == "ix_ip"
-        && let Some((lo, hi)) = &ip_range
-    {
-        sql.push_str(" AND i.v BETWEEN ? AND ?");
-        args.push(SqlValue::Blob(lo.to_vec()));
-        args.push(SqlValue::Blob(hi.to_vec()));
-    }
-    // The time bounds on the index itself, so that its range scan starts and stops there.
-    if let Some(from) = q.from {
-        sql.push_str(" AND i.time >= ?");
-        args.push(SqlValue::Integer(from));
-    }
-    if let Some(to) = q.to {
-        sql.push_str(" AND i.time <= ?");
-        args.push(SqlValue::Integer(to));
-    }
-    if let Some((time, seq)) = before {
-        sql.push_str(" AND (i.time, i.seq) < (?, ?)");
-        args.push(SqlValue::Integer(time));
-        args.push(SqlValue::Integer(seq));
-    }
-    sql.push_str(&cond.sql);
-    args.extend(cond.args.iter().cloned());
-    sql.push_str(" ORDER BY i.time DESC, i.seq DESC LIMIT ?");
-    args.push(SqlValue::Integer(fetch));
-    let mut found = select(conn, &sql, args, q)?;
 
     // 2. The tail the indexer has not reached: a range scan of the log from its position.
     let mut sql =
@@ -249,6 +231,88 @@ pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result
         traces,
         next_marker,
     })
+}
+
+/// The indexed part through a posting list: candidates newest first, each row fetched by seq
+/// and kept when it meets every condition, until `fetch` are kept.
+#[allow(clippy::too_many_arguments)]
+fn indexed_by_postings(
+    conn: &Connection,
+    project_key: i64,
+    (field, value): (u8, &str),
+    q: &TraceQuery,
+    cond: &Conditions,
+    before: Option<(i64, i64)>,
+    indexed: i64,
+    fetch: i64,
+) -> Result<Vec<(StoredTrace, i64)>> {
+    let mut by_seq = conn.prepare_cached(&format!(
+        "SELECT t.seq, t.trace_id, t.body, t.time FROM traces t WHERE t.seq = ?{}",
+        cond.sql
+    ))?;
+    let bounds = crate::postings::Bounds {
+        from: q.from,
+        to: q.to,
+        before,
+        indexed,
+    };
+    let mut found = Vec::new();
+    crate::postings::newest_first(conn, project_key, field, value, &bounds, |_, seq| {
+        let args = std::iter::once(SqlValue::Integer(seq)).chain(cond.args.iter().cloned());
+        // A missing row is a trace retention deleted while this chunk was trimmed.
+        if let Some(hit) = by_seq
+            .query_row(rusqlite::params_from_iter(args), |r| row(r, q))
+            .optional()?
+        {
+            found.push(hit);
+        }
+        Ok((found.len() as i64) < fetch)
+    })?;
+    Ok(found)
+}
+
+/// The indexed part through `ix_ip` (an address or CIDR filter and no text filter): its key
+/// range, newest first within each address, merged by SQLite's sort.
+#[allow(clippy::too_many_arguments)]
+fn indexed_by_address(
+    conn: &Connection,
+    project_key: i64,
+    ip_range: Option<&([u8; 16], [u8; 16])>,
+    q: &TraceQuery,
+    cond: &Conditions,
+    before: Option<(i64, i64)>,
+    indexed: i64,
+    fetch: i64,
+) -> Result<Vec<(StoredTrace, i64)>> {
+    let mut sql = String::from(
+        "SELECT t.seq, t.trace_id, t.body, t.time FROM ix.ix_ip i CROSS JOIN traces t ON t.seq = i.seq
+         WHERE i.project_key = ? AND i.seq <= ?",
+    );
+    let mut args = vec![SqlValue::Integer(project_key), SqlValue::Integer(indexed)];
+    if let Some((lo, hi)) = ip_range {
+        sql.push_str(" AND i.v BETWEEN ? AND ?");
+        args.push(SqlValue::Blob(lo.to_vec()));
+        args.push(SqlValue::Blob(hi.to_vec()));
+    }
+    // The time bounds on the index itself, so that its range scan starts and stops there.
+    if let Some(from) = q.from {
+        sql.push_str(" AND i.time >= ?");
+        args.push(SqlValue::Integer(from));
+    }
+    if let Some(to) = q.to {
+        sql.push_str(" AND i.time <= ?");
+        args.push(SqlValue::Integer(to));
+    }
+    if let Some((time, seq)) = before {
+        sql.push_str(" AND (i.time, i.seq) < (?, ?)");
+        args.push(SqlValue::Integer(time));
+        args.push(SqlValue::Integer(seq));
+    }
+    sql.push_str(&cond.sql);
+    args.extend(cond.args.iter().cloned());
+    sql.push_str(" ORDER BY i.time DESC, i.seq DESC LIMIT ?");
+    args.push(SqlValue::Integer(fetch));
+    select(conn, &sql, args, q)
 }
 
 /// A result row and its `time` (the sort key across the indexed part and the tail).

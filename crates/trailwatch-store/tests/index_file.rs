@@ -160,14 +160,59 @@ async fn retention_removes_the_index_entries_of_the_traces_it_deletes() {
     drop(store);
 
     let index = rusqlite::Connection::open(dir.path().join("index.db")).unwrap();
-    let entries: i64 = index
-        .query_row("SELECT count(*) FROM ix_time", [], |r| r.get(0))
+    let listed = |field: i64, v: &str| -> i64 {
+        let chunks: Vec<Vec<u8>> = index
+            .prepare("SELECT entries FROM ix_post WHERE field = ?1 AND v = ?2")
+            .unwrap()
+            .query_map(rusqlite::params![field, v], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // Each entry of a chunk is a time and a seq varint, the last byte of each below 0x80.
+        chunks
+            .iter()
+            .map(|c| c.iter().filter(|b| **b < 0x80).count() as i64 / 2)
+            .sum()
+    };
+    assert_eq!(
+        listed(0, ""),
+        10,
+        "entries of deleted traces were left behind"
+    );
+    assert_eq!(listed(1, "alice"), 0);
+    assert_eq!(listed(1, "carol"), 10);
+    let addresses: i64 = index
+        .query_row("SELECT count(*) FROM ix_ip", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(entries, 10, "entries of deleted traces were left behind");
-    let users: i64 = index
-        .query_row("SELECT count(*) FROM ix_user WHERE v = 'alice'", [], |r| {
-            r.get(0)
-        })
+    assert_eq!(addresses, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_trims_the_index_chunk_it_cuts_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    // One append, one index batch: alice's 200 logins share one chunk per field.
+    append_logins(&store, "alice", 200).await;
+    wait_indexed(&store).await;
+    // A consumer that has processed 120 traces holds retention back there.
+    store.commit_cursor("slow-consumer", 120).await.unwrap();
+    assert_eq!(store.apply_retention(now_ms() + 60_000).await.unwrap(), 120);
+    let ids = ids_of_user(&store, "alice").await;
+    let expected: Vec<String> = (120..200).rev().map(|i| format!("alice-{i}")).collect();
+    assert_eq!(
+        ids, expected,
+        "the trimmed chunk lost or kept the wrong traces"
+    );
+    drop(store);
+
+    let index = rusqlite::Connection::open(dir.path().join("index.db")).unwrap();
+    let (first_seq, bytes): (i64, i64) = index
+        .query_row(
+            "SELECT min(first_seq), sum(length(entries)) FROM ix_post WHERE field = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    assert_eq!(users, 0);
+    assert_eq!(first_seq, 121, "the chunk still starts at a deleted trace");
+    assert!(bytes < 3 * 80, "{bytes} bytes left for 80 entries");
 }
