@@ -40,12 +40,13 @@ use crate::{Result, StoreError, postings};
 pub(crate) const FILE: &str = "index.db";
 
 /// The layout of `index.db`; an index of another layout is dropped and rebuilt from the log.
-/// 1: one B-tree table per field with an entry per trace. 2: posting chunks (`postings.rs`)
-/// for the time order and the text fields, `ix_ip` as before.
-const LAYOUT: i64 = 2;
+/// 1: one B-tree table per field with an entry per trace. 2: posting chunks for the time order
+/// and the text fields, `ix_ip` as in 1. 3: posting chunks for every field (`postings.rs`).
+const LAYOUT: i64 = 3;
 
-/// The tables of layout 1, dropped when an older index is opened.
-const LAYOUT_1_TABLES: [&str; 7] = [
+/// The tables of older layouts, dropped when such an index is opened.
+const OLD_TABLES: [&str; 8] = [
+    "ix_ip",
     "ix_time",
     "ix_user",
     "ix_name",
@@ -87,16 +88,15 @@ pub(crate) fn remove_files(index_path: &Path) -> Result<()> {
 /// Drops the index tables that schema 2 kept in `trailwatch.db` itself (and its position): the
 /// index now lives in `index.db` and is rebuilt there.
 pub(crate) fn drop_legacy_tables(main: &Connection) -> Result<()> {
-    for table in LAYOUT_1_TABLES.iter().chain(&["ix_ip"]) {
+    for table in OLD_TABLES {
         main.execute_batch(&format!("DROP TABLE IF EXISTS main.{table};"))?;
     }
     main.execute("DELETE FROM positions WHERE name = 'trace-index'", [])?;
     Ok(())
 }
 
-/// Creates the query index (idempotent): the posting chunks of the time order and the text
-/// filters (`postings.rs`), and `ix_ip` keyed `(project, address, time, seq)` so that an address
-/// or CIDR filter is answered newest-first from its key range. `trace_rating`, `trace_type` and
+/// Creates the query index (idempotent): the posting chunks of the time order, the text filters
+/// and the address buckets (`postings.rs`). `trace_rating`, `trace_type` and
 /// `tracker_name` have only a handful of values and are checked on rows. Rows past the indexer's
 /// position are found by scanning the log. An index of an older layout is dropped first.
 fn create_tables(c: &Connection) -> Result<()> {
@@ -111,17 +111,12 @@ fn create_tables(c: &Connection) -> Result<()> {
         )
         .optional()?;
     if layout != Some(LAYOUT) {
-        for table in LAYOUT_1_TABLES {
+        for table in OLD_TABLES {
             c.execute_batch(&format!("DROP TABLE IF EXISTS ix.{table};"))?;
         }
         // The rebuild check in `open` sees no log id and empties what is left.
         c.execute_batch("DELETE FROM ix.ix_meta;")?;
     }
-    c.execute_batch(
-        "CREATE TABLE IF NOT EXISTS ix.ix_ip (
-             project_key INTEGER NOT NULL, v BLOB NOT NULL, time INTEGER NOT NULL,
-             seq INTEGER NOT NULL, PRIMARY KEY (project_key, v, time, seq)) WITHOUT ROWID;",
-    )?;
     postings::create_table(c)
 }
 
@@ -187,7 +182,7 @@ pub(crate) fn open(db_path: &Path, index_path: &Path, head: u64) -> Result<(Conn
             );
         }
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch("DELETE FROM ix.ix_post; DELETE FROM ix.ix_ip; DELETE FROM ix.ix_meta;")?;
+        tx.execute_batch("DELETE FROM ix.ix_post; DELETE FROM ix.ix_meta;")?;
         set_meta(&tx, "layout", &LAYOUT)?;
         set_meta(&tx, "log_id", &log_id)?;
         set_meta(&tx, "position", &0i64)?;
@@ -199,51 +194,52 @@ pub(crate) fn open(db_path: &Path, index_path: &Path, head: u64) -> Result<(Conn
 
 /// Indexes the traces with `from < seq <= to` and moves the position to `to`, inside the
 /// caller's transaction. Traces at or below `forgotten` (retention is deleting them) are skipped.
-/// The log rows are read once: each trace goes into the posting chunk of its time order and of
-/// each text field it has, and into `ix_ip`. `INSERT OR IGNORE`: re-indexing a range is harmless.
+/// The log rows are read once: each trace goes into the posting chunk of its time order, of
+/// each text field it has and of its address bucket. `INSERT OR IGNORE`: re-indexing a range is
+/// harmless.
 fn index_range(c: &Connection, from: u64, to: u64, forgotten: u64) -> Result<()> {
     let (lo, hi) = (from.max(forgotten) as i64, to as i64);
     let mut batch = postings::Batch::default();
     {
         let columns: Vec<&str> = postings::FIELDS.iter().map(|&(_, c)| c).collect();
         let mut rows = c.prepare_cached(&format!(
-            "SELECT project_key, time, seq, {} FROM main.traces WHERE seq > ?1 AND seq <= ?2",
+            "SELECT project_key, time, seq, source_ip, {} FROM main.traces
+             WHERE seq > ?1 AND seq <= ?2",
             columns.join(", ")
         ))?;
         let mut rows = rows.query([lo, hi])?;
         while let Some(r) = rows.next()? {
             let (project_key, time, seq): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            batch.add(project_key, postings::TIME, String::new(), time, seq);
+            let plain = (time, seq, [0; 16]);
+            batch.add(project_key, postings::TIME, String::new(), plain);
+            let addr = r.get_ref(3)?;
+            let addr = addr
+                .as_blob_or_null()
+                .map_err(|e| StoreError::Corrupt(format!("trace {seq}: source_ip key: {e}")))?;
+            if let Some(addr) = addr {
+                let addr: [u8; 16] = addr.try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("trace {seq}: source_ip key is not 16 bytes"))
+                })?;
+                let bucket = postings::ip_bucket(&addr);
+                batch.add(project_key, postings::IP, bucket, (time, seq, addr));
+            }
             for (i, &(field, _)) in postings::FIELDS.iter().enumerate() {
-                if let Some(value) = r.get::<_, Option<String>>(3 + i)? {
-                    batch.add(project_key, field, value, time, seq);
+                if let Some(value) = r.get::<_, Option<String>>(4 + i)? {
+                    batch.add(project_key, field, value, plain);
                 }
             }
         }
     }
     batch.write(c)?;
-    c.prepare_cached(
-        "INSERT OR IGNORE INTO ix.ix_ip(project_key, v, time, seq)
-         SELECT project_key, source_ip, time, seq FROM main.traces
-         WHERE seq > ?1 AND seq <= ?2 AND source_ip IS NOT NULL",
-    )?
-    .execute([lo, hi])?;
     set_meta(c, "position", &hi)
 }
 
 /// Removes the index entries of the traces with `seq <= last` (about to be deleted by retention)
-/// and records `last` so that later batches skip those traces. `ix_ip` entries are found by
-/// their full key from the trace row, posting chunks through their `first_seq` index: this
-/// costs the entries removed, not a scan of the index.
+/// and records `last` so that later batches skip those traces. Posting chunks are found through
+/// their `first_seq` index: this costs the entries removed, not a scan of the index.
 fn forget_upto(c: &Connection, last: u64) -> Result<()> {
     let bound = last.min(indexed(c)?) as i64;
     postings::forget_upto(c, bound)?;
-    c.execute(
-        "DELETE FROM ix.ix_ip WHERE (project_key, v, time, seq) IN
-             (SELECT project_key, source_ip, time, seq FROM main.traces
-              WHERE seq <= ?1 AND source_ip IS NOT NULL)",
-        [bound],
-    )?;
     let forgotten = meta_u64(c, "forgotten")?.max(last);
     set_meta(c, "forgotten", &(forgotten as i64))
 }

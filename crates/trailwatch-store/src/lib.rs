@@ -17,9 +17,10 @@
 //! - `(project_key, trace_id)` is unique: appending a trace whose id is already stored in that
 //!   project is a no-op that reports the existing `seq` (idempotent ingest, safe client retries).
 //! - Every write goes through one writer thread. Appends that arrive while a commit is in progress
-//!   are grouped into the next transaction (group commit); a caller is answered only after
-//!   `COMMIT` returned, so an acknowledged trace is durable (`synchronous=FULL` by default: it
-//!   survives `kill -9` and power loss; `normal` survives `kill -9` only).
+//!   are grouped into the next transaction (group commit); a caller is answered only after the
+//!   commit is durable (durability `full`, the default: the WAL is fsynced by the syncer thread
+//!   before the answer, so it survives `kill -9` and power loss; `normal` survives `kill -9`
+//!   only).
 //! - `cursors` holds each consumer's last processed `seq`. A consumer that writes its effect to
 //!   this database advances its cursor in the same transaction ([`Store::write`]).
 //! - Retention never deletes a trace that a registered consumer has not yet passed.
@@ -273,12 +274,24 @@ impl Store {
         let indexer = index::spawn(index_conn, progress.clone())?;
         let (head_tx, head_rx) = watch::channel(head_seq);
         let (tx, rx) = mpsc::channel(4096);
+        // Durability `full`: the writer commits without syncing and its syncer thread fsyncs the
+        // WAL before answering (pipelined sync, `writer.rs`).
+        let wal_path = match options.durability {
+            Durability::Full => {
+                conn.pragma_update(None, "synchronous", "OFF")?;
+                let mut wal = db_path.as_os_str().to_owned();
+                wal.push("-wal");
+                Some(PathBuf::from(wal))
+            }
+            Durability::Normal => None,
+        };
         let thread = writer::spawn(
             conn,
             rx,
             head_tx,
             options.max_group_traces,
             progress.clone(),
+            wal_path,
         )?;
         let readers = readers::ReaderPool::new(db_path.clone(), index_path, options.readers.max(1));
         let checkpointer =

@@ -86,7 +86,7 @@ impl Conditions {
 
 /// The posting list that drives the indexed part of a query: the most selective text filter
 /// given (ids and names pick out few traces; a trace name or service type can match most of
-/// them), else the time order of every trace (field 0).
+/// them). Without one, an address filter drives through its buckets, else the time order.
 fn driving_posting(f: &TraceFilter) -> Option<(u8, &str)> {
     [
         (6, &f.resource_id),
@@ -182,31 +182,26 @@ pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result
 
     // 1. The indexed part: walk the driving posting list (or the address index) newest first,
     //    fetch each row by seq, check the other conditions on it.
-    let mut found = match driving_posting(f) {
-        Some(driving) => {
-            indexed_by_postings(conn, project_key, driving, q, &cond, before, indexed, fetch)?
-        }
-        None if ip_range.is_some() => indexed_by_address(
-            conn,
-            project_key,
-            ip_range.as_ref(),
-            q,
-            &cond,
-            before,
-            indexed,
-            fetch,
-        )?,
-        None => indexed_by_postings(
-            conn,
-            project_key,
-            (crate::postings::TIME, ""),
-            q,
-            &cond,
-            before,
-            indexed,
-            fetch,
-        )?,
+    let (field, values, addresses) = match driving_posting(f) {
+        Some((field, value)) => (field, vec![value.to_owned()], None),
+        None => match ip_range
+            .as_ref()
+            .and_then(|(lo, hi)| Some((crate::postings::ip_buckets(lo, hi)?, (*lo, *hi))))
+        {
+            Some((buckets, range)) => (crate::postings::IP, buckets, Some(range)),
+            // No filter with a posting list of its own (or an address range wider than its
+            // buckets): the time order, every condition checked on rows.
+            None => (crate::postings::TIME, vec![String::new()], None),
+        },
     };
+    let bounds = crate::postings::Bounds {
+        from: q.from,
+        to: q.to,
+        before,
+        indexed,
+        addresses,
+    };
+    let mut found = indexed_part(conn, project_key, field, &values, &bounds, q, &cond, fetch)?;
 
     // 2. The tail the indexer has not reached: a range scan of the log from its position.
     let mut sql =
@@ -233,31 +228,26 @@ pub(crate) fn run(conn: &Connection, project_key: i64, q: &TraceQuery) -> Result
     })
 }
 
-/// The indexed part through a posting list: candidates newest first, each row fetched by seq
-/// and kept when it meets every condition, until `fetch` are kept.
+/// The indexed part: the driving posting list's candidates newest first, each row fetched by
+/// seq and kept when it meets every condition, until `fetch` are kept.
 #[allow(clippy::too_many_arguments)]
-fn indexed_by_postings(
+fn indexed_part(
     conn: &Connection,
     project_key: i64,
-    (field, value): (u8, &str),
+    field: u8,
+    values: &[String],
+    bounds: &crate::postings::Bounds,
     q: &TraceQuery,
     cond: &Conditions,
-    before: Option<(i64, i64)>,
-    indexed: i64,
     fetch: i64,
 ) -> Result<Vec<(StoredTrace, i64)>> {
     let mut by_seq = conn.prepare_cached(&format!(
         "SELECT t.seq, t.trace_id, t.body, t.time FROM traces t WHERE t.seq = ?{}",
         cond.sql
     ))?;
-    let bounds = crate::postings::Bounds {
-        from: q.from,
-        to: q.to,
-        before,
-        indexed,
-    };
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
     let mut found = Vec::new();
-    crate::postings::newest_first(conn, project_key, field, value, &bounds, |_, seq| {
+    crate::postings::newest_first(conn, project_key, field, &values, bounds, |_, seq| {
         let args = std::iter::once(SqlValue::Integer(seq)).chain(cond.args.iter().cloned());
         // A missing row is a trace retention deleted while this chunk was trimmed.
         if let Some(hit) = by_seq
@@ -269,50 +259,6 @@ fn indexed_by_postings(
         Ok((found.len() as i64) < fetch)
     })?;
     Ok(found)
-}
-
-/// The indexed part through `ix_ip` (an address or CIDR filter and no text filter): its key
-/// range, newest first within each address, merged by SQLite's sort.
-#[allow(clippy::too_many_arguments)]
-fn indexed_by_address(
-    conn: &Connection,
-    project_key: i64,
-    ip_range: Option<&([u8; 16], [u8; 16])>,
-    q: &TraceQuery,
-    cond: &Conditions,
-    before: Option<(i64, i64)>,
-    indexed: i64,
-    fetch: i64,
-) -> Result<Vec<(StoredTrace, i64)>> {
-    let mut sql = String::from(
-        "SELECT t.seq, t.trace_id, t.body, t.time FROM ix.ix_ip i CROSS JOIN traces t ON t.seq = i.seq
-         WHERE i.project_key = ? AND i.seq <= ?",
-    );
-    let mut args = vec![SqlValue::Integer(project_key), SqlValue::Integer(indexed)];
-    if let Some((lo, hi)) = ip_range {
-        sql.push_str(" AND i.v BETWEEN ? AND ?");
-        args.push(SqlValue::Blob(lo.to_vec()));
-        args.push(SqlValue::Blob(hi.to_vec()));
-    }
-    // The time bounds on the index itself, so that its range scan starts and stops there.
-    if let Some(from) = q.from {
-        sql.push_str(" AND i.time >= ?");
-        args.push(SqlValue::Integer(from));
-    }
-    if let Some(to) = q.to {
-        sql.push_str(" AND i.time <= ?");
-        args.push(SqlValue::Integer(to));
-    }
-    if let Some((time, seq)) = before {
-        sql.push_str(" AND (i.time, i.seq) < (?, ?)");
-        args.push(SqlValue::Integer(time));
-        args.push(SqlValue::Integer(seq));
-    }
-    sql.push_str(&cond.sql);
-    args.extend(cond.args.iter().cloned());
-    sql.push_str(" ORDER BY i.time DESC, i.seq DESC LIMIT ?");
-    args.push(SqlValue::Integer(fetch));
-    select(conn, &sql, args, q)
 }
 
 /// A result row and its `time` (the sort key across the indexed part and the tail).

@@ -3,12 +3,24 @@
 //! Jobs queue on a bounded channel (backpressure for ingest). The thread takes the first job,
 //! then drains whatever else is already queued (up to `max_group_traces` traces), and runs the
 //! whole group in one transaction, each job under its own savepoint so that a failing job rolls
-//! back alone: one fsync serves every caller in the group. Callers are answered after `COMMIT`
-//! returns — never before.
+//! back alone: one fsync serves every caller in the group. Callers are answered after the
+//! group's WAL frames are on disk — never before.
+//!
+//! Pipelined sync (durability `full`): the writer's connection commits with `synchronous=OFF`
+//! and hands the group's answers to the syncer thread, which `fdatasync`s the WAL file and only
+//! then answers (and moves the log's head, which wakes the consumers). Meanwhile the writer
+//! already runs the next group, so inserting and waiting for the disk overlap instead of taking
+//! turns: with SQLite syncing inside `COMMIT` the writer sat idle for every fsync. One fsync
+//! covers every commit written before it started, so the syncer serves all groups queued since
+//! its last one. A torn WAL tail (power loss before the fsync) is discarded by SQLite's frame
+//! checksums on recovery: only unanswered commits can be lost. Checkpoints run with
+//! `synchronous=FULL` (the WAL is synced before its frames are copied into the database, and
+//! the database after), so a WAL restart never overwrites frames that are not safe elsewhere.
 //!
 //! The query index is built behind the log by its own thread (`index.rs`); before each group the
 //! writer waits while that index trails the log by more than its bound.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -49,29 +61,62 @@ impl Drop for WriterHandle {
     }
 }
 
+/// Where the writer's answers go after `COMMIT`.
+enum Answering {
+    /// Durability `normal`: answered at once (the WAL is synced at checkpoints only).
+    AtCommit {
+        head: watch::Sender<u64>,
+        index: Arc<Progress>,
+    },
+    /// Durability `full`: through the syncer thread, after an fsync of the WAL.
+    AfterSync {
+        queue: std::sync::mpsc::Sender<Answers>,
+        thread: std::thread::JoinHandle<()>,
+    },
+}
+
+/// `wal_path`: the WAL file to sync before answering (durability `full`; the connection must
+/// then commit with `synchronous=OFF`), or `None` to answer at `COMMIT`.
 pub(crate) fn spawn(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
     head: watch::Sender<u64>,
     max_group_traces: usize,
     index: Arc<Progress>,
+    wal_path: Option<PathBuf>,
 ) -> Result<WriterHandle> {
+    let thread_error = |source| StoreError::DataDir {
+        path: "writer thread".into(),
+        source,
+    };
+    let answering = match wal_path {
+        None => Answering::AtCommit {
+            head,
+            index: index.clone(),
+        },
+        Some(wal_path) => {
+            let (queue, answers) = std::sync::mpsc::channel();
+            let progress = index.clone();
+            let thread = std::thread::Builder::new()
+                .name("trailwatch-store-syncer".into())
+                .spawn(move || sync_and_answer(answers, &wal_path, &head, &progress))
+                .map_err(thread_error)?;
+            Answering::AfterSync { queue, thread }
+        }
+    };
     let handle = std::thread::Builder::new()
         .name("trailwatch-store-writer".into())
-        .spawn(move || run(conn, rx, head, max_group_traces, &index))
-        .map_err(|source| StoreError::DataDir {
-            path: "writer thread".into(),
-            source,
-        })?;
+        .spawn(move || run(conn, rx, max_group_traces, &index, answering))
+        .map_err(thread_error)?;
     Ok(WriterHandle(Some(handle)))
 }
 
 fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Job>,
-    head: watch::Sender<u64>,
     max_group: usize,
     index: &Progress,
+    answering: Answering,
 ) {
     let mut pending: Vec<Job> = Vec::new();
     let mut last_checkpoint = std::time::Instant::now();
@@ -92,14 +137,87 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, std::mem::take(&mut pending), &head);
-        index.log_advanced(*head.borrow());
+        let answers = commit_group(&mut conn, std::mem::take(&mut pending));
+        match &answering {
+            Answering::AtCommit { head, index } => answers.deliver(Ok(()), head, index),
+            Answering::AfterSync { queue, .. } => {
+                if let Err(unsent) = queue.send(answers) {
+                    // The syncer is gone (it panicked): nothing can be made durable any more.
+                    unsent.0.deliver(
+                        Err("the WAL syncer thread stopped".into()),
+                        &watch::channel(0).0,
+                        index,
+                    );
+                }
+            }
+        }
         if last_checkpoint.elapsed() >= crate::checkpointer::WRITER_CHECKPOINT_EVERY {
             last_checkpoint = std::time::Instant::now();
-            if let Err(e) = crate::checkpointer::checkpoint(&conn) {
+            let synced = matches!(answering, Answering::AfterSync { .. });
+            if let Err(e) = checkpoint_synced(&conn, synced) {
                 tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
             }
         }
+    }
+    if let Answering::AfterSync { queue, thread } = answering {
+        // The syncer answers what is queued, then ends with the closed channel.
+        drop(queue);
+        let _ = thread.join();
+    }
+}
+
+/// A checkpoint on the writer's connection. With pipelined sync it commits with
+/// `synchronous=OFF`; the checkpoint itself must sync (the WAL before copying, the database
+/// after), so it runs under `FULL`.
+fn checkpoint_synced(conn: &Connection, pipelined: bool) -> rusqlite::Result<()> {
+    if !pipelined {
+        return crate::checkpointer::checkpoint(conn);
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let result = crate::checkpointer::checkpoint(conn);
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    result
+}
+
+/// The syncer thread: takes every group committed since its last fsync, syncs the WAL once,
+/// then answers them and moves the head.
+fn sync_and_answer(
+    queue: std::sync::mpsc::Receiver<Answers>,
+    wal_path: &std::path::Path,
+    head: &watch::Sender<u64>,
+    index: &Progress,
+) {
+    let mut wal: Option<(std::fs::File, u64)> = None;
+    while let Ok(first) = queue.recv() {
+        let mut groups = vec![first];
+        groups.extend(queue.try_iter());
+        let synced = if groups.iter().any(|g| g.commit.is_ok()) {
+            sync_wal(&mut wal, wal_path).map_err(|e| {
+                tracing::error!(error = %e, "fsync of the WAL failed; the commits waiting for it are reported failed");
+                format!("the commit could not be made durable (fsync of the WAL failed: {e})")
+            })
+        } else {
+            Ok(())
+        };
+        for group in groups {
+            group.deliver(synced.clone(), head, index);
+        }
+    }
+}
+
+/// `fdatasync` of the WAL file. The handle is reopened when the file at `path` is not the one
+/// held (SQLite deletes the WAL when its last connection closes).
+fn sync_wal(wal: &mut Option<(std::fs::File, u64)>, path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let current = std::fs::metadata(path)?.ino();
+    if wal.as_ref().is_none_or(|(_, ino)| *ino != current) {
+        let file = std::fs::File::open(path)?;
+        let ino = file.metadata()?.ino();
+        *wal = Some((file, ino));
+    }
+    match wal {
+        Some((file, _)) => file.sync_data(),
+        None => Ok(()),
     }
 }
 
@@ -120,18 +238,70 @@ enum Done {
     Dropped,
 }
 
-/// Runs a group of jobs in one transaction, each under its own savepoint, commits once, then
-/// answers every caller with the commit's result.
-fn commit_group(conn: &mut Connection, jobs: Vec<Job>, head: &watch::Sender<u64>) {
+/// A committed (or failed) group's answers, delivered once its commit is durable.
+struct Answers {
+    done: Vec<Done>,
+    commit: std::result::Result<(), String>,
+    max_seq: u64,
+}
+
+impl Answers {
+    /// Answers every caller: the commit's result unless `synced` failed; moves the head past
+    /// the group's traces when both succeeded.
+    fn deliver(
+        self,
+        synced: std::result::Result<(), String>,
+        head: &watch::Sender<u64>,
+        index: &Progress,
+    ) {
+        let commit = self.commit.and(synced);
+        if commit.is_ok() && self.max_seq > 0 {
+            let max_seq = self.max_seq;
+            head.send_if_modified(|h| {
+                let changed = max_seq > *h;
+                *h = (*h).max(max_seq);
+                changed
+            });
+            index.log_advanced(*head.borrow());
+        }
+        for d in self.done {
+            match d {
+                Done::Append(reply, result) => {
+                    let answer = match (&commit, result) {
+                        (Ok(()), r) => r,
+                        (Err(msg), _) => Err(StoreError::CommitFailed(msg.clone())),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Done::Write(finish) => finish(commit.clone()),
+                Done::Dropped => {}
+            }
+        }
+    }
+}
+
+/// Runs a group of jobs in one transaction, each under its own savepoint, and commits once.
+/// Returns the answers, to be delivered once the commit is durable.
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>) -> Answers {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let msg = e.to_string();
         tracing::error!(error = %msg, "cannot begin a write transaction");
-        for job in jobs {
-            if let Job::Append { reply, .. } = job {
-                let _ = reply.send(Err(StoreError::CommitFailed(msg.clone())));
-            }
-        }
-        return;
+        let done = jobs
+            .into_iter()
+            .filter_map(|job| match job {
+                Job::Append { reply, .. } => Some(Done::Append(
+                    reply,
+                    Err(StoreError::CommitFailed(msg.clone())),
+                )),
+                // Not run: its caller sees `Closed`, as for a job that panicked.
+                Job::Write(_) => None,
+            })
+            .collect();
+        return Answers {
+            done,
+            commit: Ok(()),
+            max_seq: 0,
+        };
     }
     let ingested_at = now_ms();
     let mut done = Vec::with_capacity(jobs.len());
@@ -173,25 +343,11 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, head: &watch::Sender<u64>
     if let Err(msg) = &commit {
         tracing::error!(error = %msg, "group commit failed; nothing of the group was acknowledged");
         let _ = conn.execute_batch("ROLLBACK");
-    } else if max_seq > 0 {
-        head.send_if_modified(|h| {
-            let changed = max_seq > *h;
-            *h = (*h).max(max_seq);
-            changed
-        });
     }
-    for d in done {
-        match d {
-            Done::Append(reply, result) => {
-                let answer = match (&commit, result) {
-                    (Ok(()), r) => r,
-                    (Err(msg), _) => Err(StoreError::CommitFailed(msg.clone())),
-                };
-                let _ = reply.send(answer);
-            }
-            Done::Write(finish) => finish(commit.clone()),
-            Done::Dropped => {}
-        }
+    Answers {
+        done,
+        commit,
+        max_seq,
     }
 }
 

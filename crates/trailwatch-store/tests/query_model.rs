@@ -33,8 +33,12 @@ const TRACKERS: [Option<&str>; 5] = [
     Some("data-tracker-2"),
 ];
 /// `None` = member absent; "" = present but empty (SystemAction traces).
-const IPS: [Option<&str>; 11] = [
+const IPS: [Option<&str>; 13] = [
     Some("10.0.0.5"),
+    // The last /24 of 10.1.0.0/16 and the last /48 of 2001:db8::/40: ranges that span several
+    // address buckets must reach their ends.
+    Some("10.1.255.254"),
+    Some("2001:db8:ff::1"),
     Some("::ffff:10.0.0.5"),
     Some("10.0.0.200"),
     Some("10.1.2.3"),
@@ -46,8 +50,11 @@ const IPS: [Option<&str>; 11] = [
     Some(""),
     None,
 ];
-const NETS: [&str; 13] = [
+const NETS: [&str; 16] = [
     "10.0.0.0/8",
+    "10.1.0.0/16",
+    "10.1.128.0/17",
+    "2001:db8::/40",
     "10.0.0.0/24",
     "10.0.0.77/24", // host bits set: the network is 10.0.0.0/24
     "10.0.0.5/32",

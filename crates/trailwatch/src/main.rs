@@ -27,6 +27,12 @@ use crate::cli::{
     NotificationsCommand, ServeArgs, TracesCommand,
 };
 
+/// mimalloc instead of glibc malloc: the ingest path allocates per field of every trace from
+/// several threads, and glibc's arenas spent ≈ 12 % of the request workers in malloc/free
+/// (consolidation and chunk unlinking under contention). BENCHMARKS.md has the figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
