@@ -512,6 +512,15 @@ async fn query(n: usize, queries: usize) -> anyhow::Result<()> {
     let client = admin_client(&url).await?;
     let idle = rss_mib(tw.pid());
     let loaded = load_all(&client, &traces, n).await?;
+    // Measure the index, not the tail scan: wait until the indexer has caught up.
+    let catch_up = Instant::now();
+    while scrape(&url, "trailwatch_trace_index_lag").await? > 0 {
+        if catch_up.elapsed() > Duration::from_secs(1800) {
+            bail!("the query index did not catch up within 30 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let index_catch_up_s = catch_up.elapsed().as_secs_f64();
     let after_load = rss_mib(tw.pid());
     let (token, _) = client.password_token(Some("default")).await?;
     let users = [
@@ -566,9 +575,8 @@ async fn query(n: usize, queries: usize) -> anyhow::Result<()> {
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
     let after_queries = rss_mib(tw.pid());
-    let db_bytes = std::fs::metadata(data.join("trailwatch.db"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let size = |name: &str| std::fs::metadata(data.join(name)).map_or(0, |m| m.len());
+    let (db_bytes, index_bytes) = (size("trailwatch.db"), size("index.db"));
     drop(tw);
     let result = json!({
         "stored_traces": loaded,
@@ -578,6 +586,8 @@ async fn query(n: usize, queries: usize) -> anyhow::Result<()> {
         "rss_idle_mib": idle.0, "rss_after_load_mib": after_load.0, "rss_after_queries_mib": after_queries.0,
         "rss_peak_mib": after_queries.1,
         "db_size_gib": db_bytes as f64 / (1u64 << 30) as f64,
+        "index_size_mib": index_bytes as f64 / (1u64 << 20) as f64,
+        "index_catch_up_after_load_s": (index_catch_up_s * 10.0).round() / 10.0,
     });
     println!("{}", serde_json::to_string_pretty(&result)?);
     append_result("query", &result)

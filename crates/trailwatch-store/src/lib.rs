@@ -10,8 +10,8 @@
 //!   increasing and never reused, even after retention deletes old rows. `body` is the trace as
 //!   ingested (compact JSON, [`trailwatch_trace::RenderStyle::Stored`]); the other columns are copies
 //!   of its fields kept for the query index and the filters checked on rows.
-//! - The query index (`ix_*` tables in `index.db`, one per filter) is built behind the log by the
-//!   indexer thread in large batches (`index.rs`), not in the acknowledgment transaction. Queries
+//! - The query index (posting chunks in `index.db`, `postings.rs`) is built behind the log by
+//!   the indexer thread in large batches (`index.rs`), not in the acknowledgment transaction. Queries
 //!   read the index up to the indexer's position and scan the log's tail beyond it: an
 //!   acknowledged trace is visible to the next query whether or not it is indexed yet.
 //! - `(project_key, trace_id)` is unique: appending a trace whose id is already stored in that
