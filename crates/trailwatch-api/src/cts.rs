@@ -81,15 +81,12 @@ pub async fn ingest(
     let started = std::time::Instant::now();
     let outcomes = app.store.append(&scope.project_id, news).await?;
     app.metrics.append_latency.observe(started.elapsed());
+    let mut stored: Vec<Option<(String, bool)>> = vec![None; total];
     let mut inserted = 0u64;
     for ((i, id), outcome) in indexes.into_iter().zip(ids).zip(outcomes) {
-        results[i] = Some(match outcome {
-            AppendOutcome::Inserted { .. } => {
-                inserted += 1;
-                json!({"trace_id": id})
-            }
-            AppendOutcome::Duplicate { .. } => json!({"trace_id": id, "duplicate": true}),
-        });
+        let duplicate = matches!(outcome, AppendOutcome::Duplicate { .. });
+        inserted += u64::from(!duplicate);
+        stored[i] = Some((id, duplicate));
     }
     let duplicates = (total - rejected) as u64 - inserted;
     app.metrics
@@ -98,12 +95,50 @@ pub async fn ingest(
     app.metrics
         .traces_duplicate
         .fetch_add(duplicates, Ordering::Relaxed);
-    let body = json!({
-        "results": results,
-        "accepted": total - rejected,
-        "rejected": rejected,
-    });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let body = ingest_answer(&stored, &results, total - rejected, rejected);
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+/// The ingest answer, `{"results":[…],"accepted":n,"rejected":m}`, written straight into one
+/// buffer: a JSON tree per record cost more than the rest of the answer. A record's result is
+/// `{"trace_id":…}` (with `"duplicate":true` when it was already stored) or its error object.
+fn ingest_answer(
+    stored: &[Option<(String, bool)>],
+    errors: &[Option<Value>],
+    accepted: usize,
+    rejected: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 * stored.len() + 48);
+    out.extend_from_slice(b"{\"results\":[");
+    for (i, (ok, err)) in stored.iter().zip(errors).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing JSON into a Vec<u8> cannot fail.
+        let _ = match (ok, err) {
+            (Some((id, duplicate)), _) => {
+                out.extend_from_slice(b"{\"trace_id\":");
+                let written = serde_json::to_writer(&mut out, id);
+                out.extend_from_slice(if *duplicate {
+                    b",\"duplicate\":true}"
+                } else {
+                    b"}"
+                });
+                written
+            }
+            (None, Some(error)) => serde_json::to_writer(&mut out, error),
+            (None, None) => serde_json::to_writer(&mut out, &Value::Null),
+        };
+    }
+    out.extend_from_slice(
+        format!("],\"accepted\":{accepted},\"rejected\":{rejected}}}").as_bytes(),
+    );
+    out
 }
 
 /// `GET /v3/{project_id}/traces`.
@@ -345,6 +380,34 @@ mod tests {
 
     fn q(raw: &str) -> Result<TraceQuery, ApiError> {
         build_query("p".into(), &parse_query(raw)?, None)
+    }
+
+    #[test]
+    fn the_ingest_answer_is_the_json_it_always_was() {
+        let stored = vec![
+            Some(("a\"1".to_owned(), false)),
+            None,
+            Some(("b2".to_owned(), true)),
+        ];
+        let errors = vec![
+            None,
+            Some(json!({"index": 1, "error_code": "CTS.0003", "error_msg": "bad"})),
+            None,
+        ];
+        let answer: Value =
+            serde_json::from_slice(&ingest_answer(&stored, &errors, 2, 1)).unwrap_or_default();
+        assert_eq!(
+            answer,
+            json!({
+                "results": [
+                    {"trace_id": "a\"1"},
+                    {"index": 1, "error_code": "CTS.0003", "error_msg": "bad"},
+                    {"trace_id": "b2", "duplicate": true},
+                ],
+                "accepted": 2,
+                "rejected": 1,
+            })
+        );
     }
 
     #[test]

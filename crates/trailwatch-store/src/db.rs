@@ -113,9 +113,10 @@ fn apply_pragmas(conn: &Connection, durability: Durability) -> Result<()> {
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // 32 MiB of page cache keeps the hot pages of the index tables of an indexer batch in
-    // memory; readers get 8 MiB each. Both bound the server's memory whatever the log's size.
-    conn.pragma_update(None, "cache_size", -32_768)?;
+    // 16 MiB of page cache holds the right edges of the log and of the `(project, trace_id)`
+    // index plus the service tables; readers get 8 MiB each, the checkpointer 2 MiB. All bound
+    // the server's memory whatever the log's size.
+    conn.pragma_update(None, "cache_size", -16_384)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
@@ -150,6 +151,8 @@ pub(crate) fn open_checkpointer(path: &Path, durability: Durability) -> Result<C
     let conn = Connection::open(path)?;
     apply_pragmas(&conn, durability)?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // It copies WAL frames into the database file: no page it reads is read again.
+    conn.pragma_update(None, "cache_size", -2_048)?;
     Ok(conn)
 }
 

@@ -154,10 +154,11 @@ pub(crate) fn open(db_path: &Path, index_path: &Path, head: u64) -> Result<(Conn
     conn.pragma_update(Some("ix"), "journal_mode", "WAL")?;
     // Derived data: a commit lost to a power cut is rebuilt from the log, so no fsync per batch.
     conn.pragma_update(Some("ix"), "synchronous", "NORMAL")?;
-    conn.pragma_update(Some("ix"), "cache_size", -32_768)?;
+    // Posting chunks of a batch land on a few hundred pages (a row per value, not per trace).
+    conn.pragma_update(Some("ix"), "cache_size", -16_384)?;
     conn.pragma_update(Some("ix"), "journal_size_limit", 64 * 1024 * 1024)?;
-    // The log pages of one batch (10,000 traces ≈ 12 MiB) stay cached across its eight inserts.
-    conn.pragma_update(None, "cache_size", -16_384)?;
+    // The log is read once per batch, in order: no page is read twice.
+    conn.pragma_update(None, "cache_size", -4_096)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     create_tables(&conn)?;
     let log_id: String = conn.query_row(
@@ -244,6 +245,13 @@ fn forget_upto(c: &Connection, last: u64) -> Result<()> {
     set_meta(c, "forgotten", &(forgotten as i64))
 }
 
+/// An eager indexer gathers this many traces (or waits [`GATHER_FOR`]) before a batch: each
+/// batch writes a chunk row per value it holds, so tiny batches under a steady trickle made
+/// the index several times larger (a row per address bucket for a handful of traces).
+const GATHER_TRACES: u64 = 5_000;
+/// How long an unindexed trace waits at most for its batch to fill (queries scan it meanwhile).
+const GATHER_FOR: Duration = Duration::from_millis(200);
+
 /// How the indexer keeps up with the log.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IndexPolicy {
@@ -269,6 +277,8 @@ pub(crate) struct Progress {
 struct ProgressState {
     head: u64,
     indexed: u64,
+    /// When the index last went from caught-up to behind (eager batches gather from then).
+    behind_since: Option<std::time::Instant>,
     /// The last index batch failed; the writer does not wait for the index meanwhile.
     failing: bool,
     closed: bool,
@@ -306,6 +316,9 @@ impl Progress {
         let mut s = self.lock();
         if head > s.head {
             s.head = head;
+            if s.behind_since.is_none() && head > s.indexed {
+                s.behind_since = Some(std::time::Instant::now());
+            }
             drop(s);
             self.changed.notify_all();
         }
@@ -370,6 +383,17 @@ impl Progress {
             } else {
                 self.policy.max_lag
             };
+            // An eager batch waits until it is worth a batch (or has waited long enough).
+            if self.policy.eager && lag > 0 && lag < GATHER_TRACES.min(self.policy.chunk) {
+                let waited = s.behind_since.map_or(GATHER_FOR, |t| t.elapsed());
+                if waited < GATHER_FOR {
+                    s = match self.changed.wait_timeout(s, GATHER_FOR - waited) {
+                        Ok((s, _)) => s,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    };
+                    continue;
+                }
+            }
             if lag > threshold {
                 // Not eager: just enough to come back within the bound.
                 let want = if self.policy.eager {
@@ -394,6 +418,7 @@ impl Progress {
         let mut s = self.lock();
         s.indexed = s.indexed.max(to);
         s.failing = false;
+        s.behind_since = (s.head > s.indexed).then(std::time::Instant::now);
         drop(s);
         self.changed.notify_all();
     }
