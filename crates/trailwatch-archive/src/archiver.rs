@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use trailwatch_integrity::{
     Compression, DigestInput, FileEntry, Layout, PreviousDigest, SigningKey, TraceFileBuilder,
@@ -34,6 +35,18 @@ use crate::{Objects, PutIfAbsent};
 
 /// Traces read per pass at most (the rest waits for the next pass).
 const MAX_PASS_TRACES: u64 = 200_000;
+
+/// What the archiver reads from a stored trace body (the rest is archived as it is).
+#[derive(serde::Deserialize)]
+struct ArchivedView<'a> {
+    #[serde(borrow, default)]
+    service_type: std::borrow::Cow<'a, str>,
+    time: i64,
+    #[serde(borrow, default)]
+    request: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    response: Option<&'a RawValue>,
+}
 
 /// What the archiver needs.
 #[derive(Clone)]
@@ -239,22 +252,38 @@ async fn transfer_tracker(cfg: &ArchiverConfig, t: Tracker) -> Result<u64, Archi
             if stored.project_id != t.project_id {
                 continue;
             }
-            let Ok(trace) = trailwatch_trace::Trace::from_json_str(&stored.body) else {
+            // One pass over the stored body reads what the archive needs and checks that it is
+            // JSON: a full `Trace` parse (and a render) per trace cost ingest more than the gzip.
+            let Ok(view) = serde_json::from_str::<ArchivedView<'_>>(&stored.body) else {
                 continue;
             };
-            if t.exclude_services.contains(&trace.service_type) {
+            if t.exclude_services.iter().any(|s| *s == view.service_type) {
                 continue;
             }
-            let service = if trace.service_type.is_empty() {
+            let service = if view.service_type.is_empty() {
                 "unknown".to_owned()
             } else {
-                trace.service_type.clone()
+                view.service_type.clone().into_owned()
             };
-            let value = trace.to_value(trailwatch_trace::RenderStyle::CtsV3);
             let file = groups
                 .entry(service)
                 .or_insert_with(|| TraceFileBuilder::new(compression(&t)));
-            if file.push(&value).is_ok() {
+            // The stored body is the `Stored` rendering, which differs from the CTS v3 one only
+            // in `request`/`response` objects (v3 gives them as JSON text): without those it is
+            // archived as it is.
+            let is_text = |v: Option<&RawValue>| v.is_none_or(|v| v.get().starts_with('"'));
+            let pushed = if is_text(view.request) && is_text(view.response) {
+                file.push_parsed_object(&stored.body, view.time)
+            } else {
+                match trailwatch_trace::Trace::from_json_str(&stored.body) {
+                    Ok(trace) => file.push_json(
+                        &trace.to_json_string(trailwatch_trace::RenderStyle::CtsV3),
+                        trace.time,
+                    ),
+                    Err(_) => continue,
+                }
+            };
+            if pushed.is_ok() {
                 archived += 1;
             }
         }

@@ -392,3 +392,67 @@ async fn one_trackers_broken_bucket_holds_back_no_other_project() {
         .unwrap();
     assert_eq!(p2.status, TrackerStatus::Error);
 }
+
+/// Every trace file the archiver wrote under `dir` (digest files are elsewhere), read back.
+fn archived_traces(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().contains("CloudTraces") {
+                let bytes = std::fs::read(&path).unwrap();
+                found.extend(trailwatch_integrity::read_file(&bytes).unwrap().items);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn request_objects_are_archived_as_json_text_and_strings_as_they_are() {
+    let s = setup().await;
+    let now = t0() + TimeDelta::minutes(5);
+    let traces = [
+        json!({"trace_id": "obj", "request": {"user_name": "alice"}, "response": [1, 2]}),
+        json!({"trace_id": "text", "request": "{\"user_name\":\"bob\"}", "code": "200"}),
+    ]
+    .into_iter()
+    .map(|mut v| {
+        let m = v.as_object_mut().unwrap();
+        for (k, val) in [
+            ("trace_name", json!("login")),
+            ("trace_type", json!("ConsoleAction")),
+            ("service_type", json!("IAM")),
+            ("resource_type", json!("user")),
+            ("time", json!(now.timestamp_millis())),
+        ] {
+            m.insert(k.into(), val);
+        }
+        let mut t = Trace::from_value(v).unwrap();
+        t.fill_defaults(now.timestamp_millis());
+        NewTrace::from_trace(&t, now.timestamp_millis())
+    })
+    .collect();
+    s.store.append("p1", traces).await.unwrap();
+    set_now(&s, now);
+    assert_eq!(archiver::transfer_pass(&s.cfg).await.unwrap(), 2);
+
+    let archived = archived_traces(&s.root.join("audit-bucket"));
+    let by_id = |id: &str| {
+        archived
+            .iter()
+            .find(|t| t["trace_id"] == id)
+            .unwrap_or_else(|| panic!("{id} not archived: {archived:?}"))
+            .clone()
+    };
+    let obj = by_id("obj");
+    assert_eq!(obj["request"], json!("{\"user_name\":\"alice\"}"));
+    assert_eq!(obj["response"], json!("[1,2]"));
+    let text = by_id("text");
+    assert_eq!(text["request"], json!("{\"user_name\":\"bob\"}"));
+    assert_eq!(text["code"], json!("200"));
+    assert_eq!(archived.len(), 2);
+}
