@@ -259,10 +259,7 @@ impl TraceFileBuilder {
         let index = self.w.count;
         let raw: &RawValue =
             serde_json::from_str(json).map_err(|_| FileError::NotAnObject { index })?;
-        if !raw.get().starts_with('{') {
-            return Err(FileError::NotAnObject { index });
-        }
-        self.w.push(raw.get().as_bytes(), time_ms)
+        self.push_parsed_object(raw.get(), time_ms)
     }
 
     /// Adds a trace whose text the caller has already parsed as one JSON object (the archiver

@@ -28,13 +28,19 @@ use crate::{Result, StoreError};
 /// The fields listed in posting chunks: the `field` number stored in `ix_post` and the `traces`
 /// column it copies. Field 0 is the time order itself (every trace, value `''`).
 pub(crate) const FIELDS: [(u8, &str); 6] = [
-    (1, "user_name"),
-    (2, "trace_name"),
-    (3, "service_type"),
-    (4, "resource_type"),
-    (5, "resource_name"),
-    (6, "resource_id"),
+    (USER, "user_name"),
+    (TRACE_NAME, "trace_name"),
+    (SERVICE_TYPE, "service_type"),
+    (RESOURCE_TYPE, "resource_type"),
+    (RESOURCE_NAME, "resource_name"),
+    (RESOURCE_ID, "resource_id"),
 ];
+pub(crate) const USER: u8 = 1;
+pub(crate) const TRACE_NAME: u8 = 2;
+pub(crate) const SERVICE_TYPE: u8 = 3;
+pub(crate) const RESOURCE_TYPE: u8 = 4;
+pub(crate) const RESOURCE_NAME: u8 = 5;
+pub(crate) const RESOURCE_ID: u8 = 6;
 
 /// The field number of the time order (every trace).
 pub(crate) const TIME: u8 = 0;

@@ -88,13 +88,16 @@ impl Conditions {
 /// given (ids and names pick out few traces; a trace name or service type can match most of
 /// them). Without one, an address filter drives through its buckets, else the time order.
 fn driving_posting(f: &TraceFilter) -> Option<(u8, &str)> {
+    use crate::postings::{
+        RESOURCE_ID, RESOURCE_NAME, RESOURCE_TYPE, SERVICE_TYPE, TRACE_NAME, USER,
+    };
     [
-        (6, &f.resource_id),
-        (5, &f.resource_name),
-        (1, &f.user),
-        (2, &f.trace_name),
-        (3, &f.service_type),
-        (4, &f.resource_type),
+        (RESOURCE_ID, &f.resource_id),
+        (RESOURCE_NAME, &f.resource_name),
+        (USER, &f.user),
+        (TRACE_NAME, &f.trace_name),
+        (SERVICE_TYPE, &f.service_type),
+        (RESOURCE_TYPE, &f.resource_type),
     ]
     .into_iter()
     .find_map(|(field, v)| v.as_deref().map(|v| (field, v)))

@@ -143,11 +143,7 @@ fn run(
             Answering::AfterSync { queue, .. } => {
                 if let Err(unsent) = queue.send(answers) {
                     // The syncer is gone (it panicked): nothing can be made durable any more.
-                    unsent.0.deliver(
-                        Err("the WAL syncer thread stopped".into()),
-                        &watch::channel(0).0,
-                        index,
-                    );
+                    unsent.0.answer(Err("the WAL syncer thread stopped".into()));
                 }
             }
         }
@@ -254,7 +250,7 @@ impl Answers {
         head: &watch::Sender<u64>,
         index: &Progress,
     ) {
-        let commit = self.commit.and(synced);
+        let commit = self.commit.clone().and(synced);
         if commit.is_ok() && self.max_seq > 0 {
             let max_seq = self.max_seq;
             head.send_if_modified(|h| {
@@ -264,6 +260,11 @@ impl Answers {
             });
             index.log_advanced(*head.borrow());
         }
+        self.answer(commit);
+    }
+
+    /// Answers every caller with `commit` (the head is not moved).
+    fn answer(self, commit: std::result::Result<(), String>) {
         for d in self.done {
             match d {
                 Done::Append(reply, result) => {

@@ -91,17 +91,7 @@ async fn a_stopped_server_leaves_an_archive_that_verifies_offline() {
     }
 
     // Graceful stop (SIGTERM): the archiver closes the current digest period early.
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.stop_gracefully(Duration::from_secs(40)).await;
 
     // The public key without a server, equal to the served one.
     let exported = Command::new(bin())

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::Server;
-use common::fgs::{agency_with_roles, call};
+use common::fgs::{agency_with_roles, call, lts_trigger};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
@@ -502,16 +502,7 @@ async fn lts_trigger_feeds_reported_lines_to_log_alarm_in_order_and_once() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/fgs/triggers/log_alarm"),
-        Some(
-            json!({"trigger_type_code": "LTS", "event_type_code": "MessageCreated",
-                    "event_data": {"log_group_id": gid, "log_topic_id": sid}}),
-        ),
-    )
-    .await;
+    let r = lts_trigger(&c, &pid, "log_alarm", &gid, &sid).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["event_data"]["log_topic_name"], "web");
 

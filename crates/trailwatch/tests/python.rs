@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::Server;
-use common::fgs::{agency_with_roles, call, records, zip_b64};
+use common::fgs::{agency_with_roles, call, lts_trigger, records, zip_b64};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
@@ -829,16 +829,7 @@ async fn an_lts_trigger_feeds_a_python_function() {
                    \x20   return {'group': text['log_group_id'], 'errors': errors}\n";
     let r = create_python(&c, "lts_fn", &[("index.py", handler)], json!({})).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/fgs/triggers/lts_fn"),
-        Some(
-            json!({"trigger_type_code": "LTS", "event_type_code": "MessageCreated",
-                    "event_data": {"log_group_id": gid, "log_topic_id": sid}}),
-        ),
-    )
-    .await;
+    let r = lts_trigger(&c, &pid, "lts_fn", &gid, &sid).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

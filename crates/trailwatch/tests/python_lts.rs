@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Server;
-use common::fgs::{agency_with_roles, call, records, zip_b64};
+use common::fgs::{agency_with_roles, call, lts_trigger, records, zip_b64};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
@@ -247,16 +247,7 @@ async fn the_tutorial_lts_function_alarms_and_stores_exactly_the_warn_and_error_
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/fgs/triggers/log_alarm_py"),
-        Some(
-            json!({"trigger_type_code": "LTS", "event_type_code": "MessageCreated",
-                    "event_data": {"log_group_id": gid, "log_topic_id": sid}}),
-        ),
-    )
-    .await;
+    let r = lts_trigger(&c, &pid, "log_alarm_py", &gid, &sid).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(read_object(&moto, &key), None);
 

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use common::{Server, bin, list_all};
+use common::{Server, bin, list_all, login_trace};
 use reqwest::Method;
 use serde_json::{Value, json};
 use smtp::{Mail, SmtpServer, free_port, read_maildir};
@@ -277,20 +277,10 @@ fn trace(n: u64, name: &str, ip: &str) -> Value {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let user = format!("user{}", n % 50);
-    json!({
-        "trace_id": format!("soak-{n:08}"),
-        "trace_name": name,
-        "trace_type": "ConsoleAction",
-        "trace_rating": "normal",
-        "service_type": "IAM",
-        "resource_type": "user",
-        "resource_name": user,
-        "source_ip": ip,
-        "code": 302,
-        "time": now,
-        "user": {"name": user, "id": format!("id-{user}"), "domain": {"name": "acme", "id": "d1"}},
-    })
+    let mut trace = login_trace(&format!("user{}", n % 50), ip, now);
+    trace["trace_id"] = json!(format!("soak-{n:08}"));
+    trace["trace_name"] = json!(name);
+    trace
 }
 
 /// Sends `rate` traces a second in batches every 100 ms until `stop`, each batch retried until
@@ -838,17 +828,7 @@ async fn soak_with_fault_injection_loses_and_duplicates_nothing() {
 
     // (3) The archive verifies clean and holds every acknowledged trace once. A graceful stop
     // makes the last pass and closes the digest period early.
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the server did not stop in 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.stop_gracefully(Duration::from_secs(60)).await;
     let exported = Command::new(bin())
         .args(["keys", "export", "--data-dir"])
         .arg(&server.data_dir)

@@ -8,6 +8,21 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use trailwatch_client::{Client, RawResponse};
 
+/// Creates an LTS trigger (`MessageCreated`) on log group `gid`, log topic `sid` for function
+/// `func`; the response whatever its status.
+pub async fn lts_trigger(c: &Client, pid: &str, func: &str, gid: &str, sid: &str) -> RawResponse {
+    call(
+        c,
+        Method::POST,
+        &format!("/v2/{pid}/fgs/triggers/{func}"),
+        Some(
+            json!({"trigger_type_code": "LTS", "event_type_code": "MessageCreated",
+                    "event_data": {"log_group_id": gid, "log_topic_id": sid}}),
+        ),
+    )
+    .await
+}
+
 /// A signed call with an optional JSON body; the response whatever its status.
 pub async fn call(c: &Client, method: Method, path: &str, body: Option<Value>) -> RawResponse {
     c.raw(

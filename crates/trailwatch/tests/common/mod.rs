@@ -154,6 +154,25 @@ impl Server {
         }
     }
 
+    /// SIGTERM, then waits (at most `limit`) for the process to exit: the archiver makes its
+    /// last pass and closes the current digest period on the way out.
+    pub async fn stop_gracefully(&mut self, limit: Duration) {
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop in {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
