@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::Server;
-use common::fgs::{agency_with_roles, call, lts_trigger};
+use common::fgs::{agency_with_roles, call, log_group_and_stream, lts_trigger};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
@@ -454,22 +454,7 @@ async fn lts_trigger_feeds_reported_lines_to_log_alarm_in_order_and_once() {
     let topic = create_topic(&c, "log_alarms", "").await;
     subscribe_confirmed(&c, &topic, &receiver, json!({})).await;
     agency_with_roles(&c, "log_trust", &["SMN Administrator", "OBS Administrator"]).await;
-    let g = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/groups"),
-        Some(json!({"log_group_name": "app"})),
-    )
-    .await;
-    let gid = g.body["log_group_id"].as_str().unwrap().to_owned();
-    let s = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/groups/{gid}/streams"),
-        Some(json!({"log_stream_name": "web"})),
-    )
-    .await;
-    let sid = s.body["log_stream_id"].as_str().unwrap().to_owned();
+    let (gid, sid) = log_group_and_stream(&c, &pid, "app", "web").await;
     let report = format!("/v2/{pid}/lts/groups/{gid}/streams/{sid}/tenant/contents");
     let now_ns = || {
         std::time::SystemTime::now()

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::Server;
-use common::fgs::{agency_with_roles, call, lts_trigger, records, zip_b64};
+use common::fgs::{agency_with_roles, call, log_group_and_stream, lts_trigger, records, zip_b64};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
@@ -804,22 +804,7 @@ async fn an_lts_trigger_feeds_a_python_function() {
     let server = start();
     let c = server.admin_password().await;
     let pid = c.project_id().to_owned();
-    let g = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/groups"),
-        Some(json!({"log_group_name": "app"})),
-    )
-    .await;
-    let gid = g.body["log_group_id"].as_str().unwrap().to_owned();
-    let s = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/groups/{gid}/streams"),
-        Some(json!({"log_stream_name": "web"})),
-    )
-    .await;
-    let sid = s.body["log_stream_id"].as_str().unwrap().to_owned();
+    let (gid, sid) = log_group_and_stream(&c, &pid, "app", "web").await;
     let handler = "import base64, json\n\
                    def handler(event, context):\n\
                    \x20   text = json.loads(base64.b64decode(event['lts']['data']))\n\

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Server;
-use common::fgs::{agency_with_roles, call, lts_trigger, records, zip_b64};
+use common::fgs::{agency_with_roles, call, log_group_and_stream, lts_trigger, records, zip_b64};
 use common::receiver::Receiver;
 use common::smn::{create_topic, subscribe_confirmed};
 use reqwest::Method;
@@ -208,24 +208,7 @@ async fn the_tutorial_lts_function_alarms_and_stores_exactly_the_warn_and_error_
     subscribe_confirmed(&c, &topic, &receiver, json!({})).await;
     agency_with_roles(&c, "serverless_trust", &["SMN Administrator"]).await;
 
-    let g = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/groups"),
-        Some(json!({"log_group_name": "app"})),
-    )
-    .await;
-    assert_eq!(g.status, 201, "{}", g.body);
-    let gid = g.body["log_group_id"].as_str().unwrap().to_owned();
-    let s = call(
-        &c,
-        Method::POST,
-        &format!("/v2/{pid}/groups/{gid}/streams"),
-        Some(json!({"log_stream_name": "web"})),
-    )
-    .await;
-    assert_eq!(s.status, 201, "{}", s.body);
-    let sid = s.body["log_stream_id"].as_str().unwrap().to_owned();
+    let (gid, sid) = log_group_and_stream(&c, &pid, "app", "web").await;
 
     // Deployed as the README says: a zip, user data for the topic and the store, the store's
     // S3 credentials as encrypted user data, an agency for the SMN token.

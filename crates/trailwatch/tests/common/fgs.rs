@@ -8,6 +8,34 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use trailwatch_client::{Client, RawResponse};
 
+/// Creates an LTS log group and a log stream in it; returns their ids.
+pub async fn log_group_and_stream(
+    c: &Client,
+    pid: &str,
+    group: &str,
+    stream: &str,
+) -> (String, String) {
+    let g = call(
+        c,
+        Method::POST,
+        &format!("/v2/{pid}/groups"),
+        Some(json!({"log_group_name": group})),
+    )
+    .await;
+    assert_eq!(g.status, 201, "{}", g.body);
+    let gid = g.body["log_group_id"].as_str().unwrap().to_owned();
+    let s = call(
+        c,
+        Method::POST,
+        &format!("/v2/{pid}/groups/{gid}/streams"),
+        Some(json!({"log_stream_name": stream})),
+    )
+    .await;
+    assert_eq!(s.status, 201, "{}", s.body);
+    let sid = s.body["log_stream_id"].as_str().unwrap().to_owned();
+    (gid, sid)
+}
+
 /// Creates an LTS trigger (`MessageCreated`) on log group `gid`, log topic `sid` for function
 /// `func`; the response whatever its status.
 pub async fn lts_trigger(c: &Client, pid: &str, func: &str, gid: &str, sid: &str) -> RawResponse {
